@@ -1,0 +1,3 @@
+"""srbio: paired-acquisition super-resolution for microscopy."""
+
+__version__ = "0.1.0"

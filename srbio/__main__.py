@@ -1,0 +1,5 @@
+"""Allow ``python -m srbio``."""
+
+from srbio.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,239 @@
+"""The configuration schema: the single source of truth for ``config.yaml``.
+
+Every section is a pydantic model that forbids unknown keys, so a typo fails with the key's
+name. ``srbio schema`` prints the JSON schema derived from these models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+Spacing = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=2, max_length=3)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
+class Strict(BaseModel):
+    """Base model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SimulateParams(Strict):
+    """How an LR acquisition is simulated from an HR image (see ``srbio.core.simulate``)."""
+
+    scale: int = Field(2, ge=1, le=8, description="lateral sampling factor of the LR")
+    psf_sigma_um: tuple[float, float] = Field((0.3, 0.15), description="Gaussian PSF sigma (z, lateral), µm")
+    psf: str | None = Field(None, description="measured PSF TIFF used instead of the Gaussian")
+    max_shift_um: tuple[float, float] = (0.3, 2.0)
+    max_rotation_deg: float = Field(3.0, ge=0)
+    max_tilt_deg: float = Field(0.5, ge=0)
+    affine_strength: float = Field(0.01, ge=0, lt=0.5)
+    deformation_um: float = Field(0.03, ge=0)
+    deformation_spacing_um: float = Field(8.0, gt=0)
+    photons_per_count: float = Field(2.0, gt=0)
+    read_noise: float = Field(2.0, ge=0)
+    border_fraction: float = Field(0.04, ge=0, lt=0.4)
+    seed: int = 0
+
+
+class SimulateEntry(SimulateParams):
+    """One simulated LR acquisition: written to ``<results>/simulated/<name>/lr.tif``."""
+
+    name: Name
+    hr: str
+    hr_spacing: Spacing | None = None
+
+
+class Pair(Strict):
+    """One training pair: an LR and an HR acquisition of the same sample."""
+
+    name: Name
+    lr: str
+    hr: str
+    lr_spacing: Spacing | None = Field(None, description="overrides the LR file's pixel size (µm)")
+    hr_spacing: Spacing | None = Field(None, description="overrides the HR file's pixel size (µm)")
+    truth: str | None = Field(None, description="ground-truth transform (HR→LR), for QC")
+
+
+class RegisterConfig(Strict):
+    """Registration of each LR onto its HR."""
+
+    transform: Literal["rigid", "affine", "bspline"] | list[Literal["rigid", "affine", "bspline"]] = "affine"
+    metric: Literal["mattes", "correlation"] = "correlation"
+    scale: int = Field(2, ge=1, le=8, description="HR pixels per LR pixel laterally")
+    shrink_factors: list[Annotated[int, Field(ge=1)]] = [4, 2, 1]
+    iterations: int = Field(300, ge=1)
+    samples: int = Field(200_000, ge=1000)
+    bspline_mesh_um: float = Field(8.0, gt=0)
+    fill: float | Literal["auto"] | None = Field("auto", description="fill value of invalid regions")
+    erode_px: int = Field(1, ge=0, description="margin removed from the valid region (LR px)")
+
+
+class SplitConfig(Strict):
+    """Disjoint regions of every cropped pair along one axis: train | validation | test."""
+
+    axis: Literal["y", "x"] = "y"
+    val_fraction: Fraction = 0.15
+    test_fraction: Fraction = 0.2
+
+    @model_validator(mode="after")
+    def _room_for_training(self) -> SplitConfig:
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError("val_fraction + test_fraction must leave at least 10% for training")
+        return self
+
+
+class NormaliseConfig(Strict):
+    """Fixed intensity range per modality; estimated from the training regions when not given."""
+
+    lr: tuple[float, float] | None = Field(None, description="[vmin, vmax] of the LR")
+    hr: tuple[float, float] | None = Field(None, description="[vmin, vmax] of the HR")
+    percentiles: tuple[float, float] = (0.1, 99.9)
+
+
+class PatchesConfig(Strict):
+    """16-bit patch pairs for training (sizes in LR pixels)."""
+
+    size: int = Field(32, ge=8)
+    n_train: int = Field(2000, ge=1)
+    n_val: int = Field(200, ge=1)
+    min_foreground: Fraction = Field(0.05, description="fraction of a patch above the foreground threshold")
+    seed: int = 0
+
+
+class ModelConfig(Strict):
+    """Network: a preset, optionally overridden field by field."""
+
+    name: Literal["rcan"] = "rcan"
+    preset: Literal["tiny", "small", "paper"] = "small"
+    n_groups: int | None = Field(None, ge=1)
+    n_blocks: int | None = Field(None, ge=1)
+    n_feats: int | None = Field(None, ge=1)
+    reduction: int | None = Field(None, ge=1)
+
+
+class TrainConfig(Strict):
+    """Training loop (Lightning)."""
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(2e-4, gt=0)
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    num_workers: int = Field(0, ge=0)
+    seed: int = 0
+
+
+class PredictVolume(Strict):
+    """A volume to super-resolve."""
+
+    name: Name
+    path: str
+    spacing: Spacing | None = None
+
+
+class PredictConfig(Strict):
+    """Tiled prediction of chunked volumes."""
+
+    volumes: list[PredictVolume] = []
+    tile_shape: tuple[int, int] = Field((128, 128), description="LR tile (y, x)")
+    overlap: int = Field(16, ge=0, description="LR pixels shared by neighbouring tiles")
+    batch_size: int = Field(4, ge=1)
+    dtype: Literal["uint16", "float32"] = "uint16"
+    chunk: int = Field(512, ge=16, description="lateral size of output chunks (HR px)")
+    device: str = "auto"
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> PredictConfig:
+        if 2 * self.overlap >= min(self.tile_shape):
+            raise ValueError(f"overlap {self.overlap} must be less than half the tile {self.tile_shape}")
+        return self
+
+
+class Config(Strict):
+    """The whole ``config.yaml``."""
+
+    results: str = "results"
+    simulate: list[SimulateEntry] = []
+    pairs: list[Pair] = Field(min_length=1)
+    registration: RegisterConfig = Field(RegisterConfig(), alias="register")
+    split: SplitConfig = SplitConfig()
+    normalise: NormaliseConfig = NormaliseConfig()
+    patches: PatchesConfig = PatchesConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    predict: PredictConfig = PredictConfig()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        for label, items in (("simulate", self.simulate), ("pairs", self.pairs),
+                             ("predict.volumes", self.predict.volumes)):
+            names = [i.name for i in items]
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"{label}: names must be unique, repeated: {dup}")
+        return self
+
+
+def _format_error(source: str, exc: ValidationError) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  unknown key '{loc}' (not part of the schema; check its spelling)")
+        else:
+            got = err.get("input")
+            got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"  {loc}: {err['msg']}{got_text}")
+    return "\n".join(lines)
+
+
+def validate_config(data: dict, *, source: str = "config") -> Config:
+    """Validate a configuration mapping.
+
+    Parameters
+    ----------
+    data : dict
+        Parsed YAML/JSON.
+    source : str
+        Name used in error messages.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ValueError
+        Naming every offending key, the value and what is expected.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(_format_error(source, exc)) from None
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read and validate a YAML (or JSON) configuration file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: configuration file not found") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    return validate_config(data or {}, source=str(path))
+
+
+def json_schema() -> str:
+    """The JSON schema of ``config.yaml``."""
+    return json.dumps(Config.model_json_schema(), indent=2)

@@ -1,0 +1,1 @@
+"""Pure array functions: no paths, no configuration objects, no printing."""

@@ -1,0 +1,5 @@
+"""Predict arrays and chunked volumes with a trained model."""
+
+from srbio.inference.predict import TiledPredictor, predict_to_zarr, resolve_device
+
+__all__ = ["TiledPredictor", "predict_to_zarr", "resolve_device"]

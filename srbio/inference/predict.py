@@ -1,0 +1,228 @@
+"""Tiled, blended, memory-bounded inference.
+
+Every 2D plane is covered by one global grid of LR tiles that overlap by ``overlap`` pixels.
+Each output pixel is the weighted mean of the predictions of all tiles that cover it (a
+raised-cosine ramp over the overlap, so tile borders get almost no weight). Because the grid is
+global, the result does not depend on how the output is chunked; chunks are filled one at a
+time and tiles shared by neighbouring chunks are kept in a small LRU cache, so memory is bounded
+by the tile and chunk sizes, not by the volume.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import zarr
+from tqdm.auto import tqdm
+
+from srbio.core.normalise import denormalise, normalise
+from srbio.core.tiling import blend_weight, intersecting, tile_starts
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then MPS, then CPU; any other value is passed to torch."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+class TiledPredictor:
+    """Apply a 2D super-resolution network to planes of any size, tile by tile.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Network mapping (N, 1, h, w) normalised LR to (N, 1, h*scale, w*scale) normalised HR.
+    scale : int
+        Upsampling factor of the network.
+    lr_range, hr_range : (float, float)
+        The model's fixed normalisation (vmin, vmax) of LR input and HR output.
+    tile_shape : (int, int)
+        LR tile size.
+    overlap : int
+        LR pixels shared by neighbouring tiles.
+    batch_size : int
+        Tiles per forward pass.
+    device : torch.device
+        Where the network runs.
+    """
+
+    def __init__(self, model: torch.nn.Module, *, scale: int, lr_range: tuple[float, float],
+                 hr_range: tuple[float, float], tile_shape: tuple[int, int] = (128, 128),
+                 overlap: int = 16, batch_size: int = 4,
+                 device: torch.device | str = "cpu") -> None:
+        self.model = model.eval()
+        self.scale = int(scale)
+        self.lr_range = tuple(float(v) for v in lr_range)
+        self.hr_range = tuple(float(v) for v in hr_range)
+        self.tile_shape = tuple(int(t) for t in tile_shape)
+        self.overlap = int(overlap)
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device)
+        self.tiles_computed = 0
+
+    @torch.inference_mode()
+    def _forward(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        for i in range(0, len(tiles), self.batch_size):
+            batch = np.stack([normalise(t, *self.lr_range) for t in tiles[i:i + self.batch_size]])
+            x = torch.from_numpy(batch[:, None]).to(self.device)
+            y = self.model(x).float().cpu().numpy()[:, 0]
+            out.extend(denormalise(y, *self.hr_range))
+        self.tiles_computed += len(tiles)
+        return out
+
+    def grid(self, shape: tuple[int, int]) -> tuple[list[int], list[int], tuple[int, int]]:
+        """Tile starts (y, x) and the effective tile shape for an LR plane of ``shape``."""
+        th, tw = (min(t, n) for t, n in zip(self.tile_shape, shape, strict=True))
+        ov = min(self.overlap, max(0, min(th, tw) // 2 - 1))
+        return tile_starts(shape[0], th, ov), tile_starts(shape[1], tw, ov), (th, tw)
+
+    def predict_region(self, read_tile: Callable[[int, int, int, int], np.ndarray],
+                       lr_shape: tuple[int, int], region: tuple[slice, slice],
+                       cache: OrderedDict | None = None, cache_key: object = None,
+                       cache_size: int = 0) -> np.ndarray:
+        """Blend the prediction of one output region of a plane.
+
+        Parameters
+        ----------
+        read_tile : callable
+            ``read_tile(y0, y1, x0, x1)`` returns that LR window as a numpy array.
+        lr_shape : (int, int)
+            Shape of the LR plane.
+        region : (slice, slice)
+            Output (HR) region with explicit start/stop.
+        cache, cache_key, cache_size
+            Optional LRU cache of tile predictions shared between calls.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 prediction of the region, in HR intensity units.
+        """
+        s = self.scale
+        sy, sx, (th, tw) = self.grid(lr_shape)
+        ov = min(self.overlap, max(0, min(th, tw) // 2 - 1))
+        weight = blend_weight((th * s, tw * s), ov * s)
+        (y0, y1), (x0, x1) = (region[0].start, region[0].stop), (region[1].start, region[1].stop)
+        acc = np.zeros((y1 - y0, x1 - x0), np.float64)
+        wsum = np.zeros_like(acc)
+        wanted = [(iy, ix) for iy in intersecting(sy, th, s, y0, y1)
+                  for ix in intersecting(sx, tw, s, x0, x1)]
+        preds: dict[tuple[int, int], np.ndarray] = {}
+        missing = []
+        for key in wanted:
+            full = (cache_key, *key)
+            if cache is not None and full in cache:
+                cache.move_to_end(full)
+                preds[key] = cache[full]
+            else:
+                missing.append(key)
+        if missing:
+            tiles = [read_tile(sy[iy], sy[iy] + th, sx[ix], sx[ix] + tw) for iy, ix in missing]
+            for key, pred in zip(missing, self._forward(tiles), strict=True):
+                preds[key] = pred
+                if cache is not None and cache_size > 0:
+                    cache[(cache_key, *key)] = pred
+                    while len(cache) > cache_size:
+                        cache.popitem(last=False)
+        for (iy, ix), pred in preds.items():
+            ty, tx = sy[iy] * s, sx[ix] * s
+            a0, a1 = max(y0, ty), min(y1, ty + th * s)
+            b0, b1 = max(x0, tx), min(x1, tx + tw * s)
+            w = weight[a0 - ty:a1 - ty, b0 - tx:b1 - tx]
+            acc[a0 - y0:a1 - y0, b0 - x0:b1 - x0] += w * pred[a0 - ty:a1 - ty, b0 - tx:b1 - tx]
+            wsum[a0 - y0:a1 - y0, b0 - x0:b1 - x0] += w
+        return (acc / wsum).astype(np.float32)
+
+    def predict_plane(self, plane: np.ndarray) -> np.ndarray:
+        """Predict a whole in-memory 2D LR plane (float32, HR intensity units)."""
+        plane = np.asarray(plane)
+        if plane.ndim != 2:
+            raise ValueError(f"predict_plane expects a 2D plane, got shape {plane.shape}")
+        h, w = plane.shape
+        return self.predict_region(lambda a, b, c, d: plane[a:b, c:d], (h, w),
+                                   (slice(0, h * self.scale), slice(0, w * self.scale)))
+
+    def predict_image(self, image: np.ndarray) -> np.ndarray:
+        """Predict a 2D image or a 3D stack plane by plane (z is not upsampled)."""
+        image = np.asarray(image)
+        if image.ndim == 2:
+            return self.predict_plane(image)
+        return np.stack([self.predict_plane(p) for p in image])
+
+
+def _cast(block: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, int]:
+    if dtype == np.float32:
+        return block.astype(np.float32), 0
+    info = np.iinfo(dtype)
+    clipped = int(((block < info.min) | (block > info.max)).sum())
+    return np.clip(np.rint(block), info.min, info.max).astype(dtype), clipped
+
+
+def predict_to_zarr(predictor: TiledPredictor, source, out: zarr.Array, *,
+                    progress: bool = True) -> dict[str, float]:
+    """Predict a 2D/3D LR array chunk by chunk into a pre-created output array.
+
+    Parameters
+    ----------
+    predictor : TiledPredictor
+        The configured predictor.
+    source : array-like
+        LR data supporting numpy-style slicing (numpy, zarr or dask array), ``yx``/``zyx``.
+    out : zarr.Array
+        Output of shape ``source.shape`` with lateral axes × scale; its chunks set the order
+        and granularity of the work. Each chunk is written once.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        ``tiles`` computed, ``clipped`` pixels (outside the output dtype's range).
+    """
+    s = predictor.scale
+    planes = source.shape[0] if source.ndim == 3 else 1
+    lr_shape = tuple(source.shape[-2:])
+    expected = (*source.shape[:-2], lr_shape[0] * s, lr_shape[1] * s)
+    if tuple(out.shape) != expected:
+        raise ValueError(f"output shape {out.shape} does not match the input × {s}: {expected}")
+    ch, cw = out.chunks[-2:]
+    sy, sx, (th, _) = predictor.grid(lr_shape)
+    cache_size = len(sx) * (int(np.ceil(ch / (th * s))) + 2)
+    dtype = np.dtype(out.dtype)
+    clipped = 0
+    chunk_rows = range(0, expected[-2], ch)
+    chunk_cols = range(0, expected[-1], cw)
+    total = planes * len(chunk_rows) * len(chunk_cols)
+    bar = tqdm(total=total, desc="predict chunks", disable=not progress, unit="chunk")
+    for z in range(planes):
+        plane_src = source[z] if source.ndim == 3 else source
+        cache: OrderedDict = OrderedDict()
+
+        def read_tile(a: int, b: int, c: int, d: int, src=plane_src) -> np.ndarray:
+            return np.asarray(src[a:b, c:d])
+
+        for y0 in chunk_rows:
+            for x0 in chunk_cols:
+                region = (slice(y0, min(y0 + ch, expected[-2])),
+                          slice(x0, min(x0 + cw, expected[-1])))
+                pred = predictor.predict_region(read_tile, lr_shape, region, cache, z, cache_size)
+                block, n = _cast(pred, dtype)
+                clipped += n
+                out[(z, *region) if source.ndim == 3 else region] = block
+                bar.update()
+    bar.close()
+    if clipped:
+        log.warning("%d predicted pixels fell outside the %s range and were clipped", clipped, dtype)
+    return {"tiles": predictor.tiles_computed, "clipped": clipped}

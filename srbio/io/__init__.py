@@ -1,0 +1,18 @@
+"""File formats: TIFF and (OME-)Zarr. Nothing else in srbio knows about them."""
+
+from srbio.io.image import SUPPORTED_DTYPES, check_image, open_lazy, read_image, write_image
+from srbio.io.tiff import read_tiff, write_tiff
+from srbio.io.zarr import create_ome_zarr, open_zarr, read_ome_zarr_spacing
+
+__all__ = [
+    "SUPPORTED_DTYPES",
+    "check_image",
+    "create_ome_zarr",
+    "open_lazy",
+    "open_zarr",
+    "read_image",
+    "read_ome_zarr_spacing",
+    "read_tiff",
+    "write_image",
+    "write_tiff",
+]

@@ -1,0 +1,140 @@
+"""Format-independent entry points: read / open / write an image by its path's suffix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+
+from srbio.io.tiff import read_tiff, write_tiff
+from srbio.io.zarr import open_zarr
+
+SUPPORTED_DTYPES = (np.dtype("uint8"), np.dtype("uint16"), np.dtype("float32"))
+_TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def _is_zarr(path: Path) -> bool:
+    return path.suffix == ".zarr" or path.name.endswith(".ome.zarr") or (
+        path.is_dir() and ((path / "zarr.json").exists() or (path / ".zgroup").exists()
+                           or (path / ".zarray").exists())
+    )
+
+
+def check_image(image: np.ndarray | da.Array, *, source: str, check_values: bool = True) -> None:
+    """Validate that an array is a usable single-channel 2D/3D microscopy image.
+
+    Parameters
+    ----------
+    image : numpy.ndarray or dask.array.Array
+        The pixel data.
+    source : str
+        Name used in error messages (usually the file path).
+    check_values : bool
+        Also scan the values for NaN/inf and emptiness (loads a dask array).
+
+    Raises
+    ------
+    TypeError
+        For an unsupported dtype.
+    ValueError
+        For a wrong number of dimensions, an empty array, non-finite or constant values.
+    """
+    if image.dtype not in SUPPORTED_DTYPES:
+        allowed = ", ".join(str(d) for d in SUPPORTED_DTYPES)
+        raise TypeError(f"{source}: dtype {image.dtype} is not supported (expected one of {allowed})")
+    if image.ndim not in (2, 3):
+        raise ValueError(
+            f"{source}: expected a single-channel 2D (yx) or 3D (zyx) image, got shape {image.shape}"
+        )
+    if min(image.shape) < 2:
+        raise ValueError(f"{source}: image of shape {image.shape} is empty or degenerate")
+    if not check_values:
+        return
+    lo, hi = (float(v) for v in da.compute(image.min(), image.max())) if isinstance(
+        image, da.Array) else (float(np.min(image)), float(np.max(image)))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{source}: image contains NaN or infinite values")
+    if lo == hi:
+        raise ValueError(f"{source}: image is constant (every pixel is {lo}); nothing to learn from")
+
+
+def read_image(
+    path: str | os.PathLike, *, spacing: tuple[float, ...] | None = None
+) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Read a TIFF or (OME-)Zarr image into memory with its pixel sizes.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.tif``/``.tiff`` file or ``.zarr`` store.
+    spacing : tuple of float, optional
+        Pixel size per axis in µm; overrides what the file says.
+
+    Returns
+    -------
+    image : numpy.ndarray
+    spacing : tuple of float
+
+    Raises
+    ------
+    FileNotFoundError, ValueError, TypeError
+        When the file is missing, unreadable, of a wrong shape/dtype or has no pixel size.
+    """
+    data, spacing = open_lazy(path, spacing=spacing)
+    image = np.asarray(data)
+    check_image(image, source=str(path))
+    return image, spacing
+
+
+def open_lazy(
+    path: str | os.PathLike, *, spacing: tuple[float, ...] | None = None
+) -> tuple[da.Array, tuple[float, ...]]:
+    """Open an image lazily as a dask array, with its pixel sizes (µm, array axis order).
+
+    Parameters
+    ----------
+    path : path-like
+        ``.tif``/``.tiff`` file or ``.zarr`` store.
+    spacing : tuple of float, optional
+        Overrides the file's pixel sizes (required when the file has none).
+
+    Returns
+    -------
+    data : dask.array.Array
+    spacing : tuple of float
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if _is_zarr(path):
+        data, file_spacing = open_zarr(path)
+    elif path.suffix.lower() in _TIFF_SUFFIXES:
+        image, file_spacing = read_tiff(path)
+        data = da.from_array(image, chunks=(1, *image.shape[1:]) if image.ndim == 3 else image.shape)
+    else:
+        raise ValueError(f"{path}: unknown image format (expected .tif, .tiff or .zarr)")
+    check_image(data, source=str(path), check_values=False)
+    chosen = spacing if spacing is not None else file_spacing
+    if chosen is None:
+        raise ValueError(
+            f"{path}: the file holds no pixel size; give it in config.yaml "
+            f"(e.g. `lr_spacing`/`hr_spacing` of the pair, or `spacing` of the predict volume), "
+            f"as {data.ndim} values in µm in {'zyx' if data.ndim == 3 else 'yx'} order"
+        )
+    chosen = tuple(float(s) for s in chosen)
+    if len(chosen) != data.ndim or not all(np.isfinite(s) and s > 0 for s in chosen):
+        raise ValueError(
+            f"{path}: pixel size {chosen} is invalid for an image of shape {data.shape} "
+            f"(expected {data.ndim} positive values in µm)"
+        )
+    return data, chosen
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, *, spacing: tuple[float, ...]) -> Path:
+    """Write an in-memory image as TIFF (the only in-memory output format of the stages)."""
+    path = Path(path)
+    if path.suffix.lower() not in _TIFF_SUFFIXES:
+        raise ValueError(f"{path}: write_image writes TIFF only (.tif/.tiff)")
+    return write_tiff(path, image, spacing=spacing)

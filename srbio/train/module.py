@@ -1,0 +1,102 @@
+"""Lightning module (L1 loss, Adam, validation PSNR) and the training entry point."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from srbio.train.data import PatchDataset
+
+log = logging.getLogger(__name__)
+
+
+class SRModule(L.LightningModule):
+    """Super-resolution training: L1 loss, Adam with cosine decay, PSNR on validation.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The network.
+    learning_rate : float
+        Initial Adam learning rate.
+    max_epochs : int
+        Length of the cosine schedule.
+    """
+
+    def __init__(self, net: torch.nn.Module, *, learning_rate: float = 2e-4,
+                 max_epochs: int = 10) -> None:
+        super().__init__()
+        self.net = net
+        self.learning_rate = learning_rate
+        self.max_epochs = max_epochs
+        self.save_hyperparameters({"network": dict(getattr(net, "config", {})),
+                                   "learning_rate": learning_rate, "max_epochs": max_epochs})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the network."""
+        return self.net(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        """L1 loss of one batch."""
+        x, y = batch
+        loss = torch.nn.functional.l1_loss(self(x), y)
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+        """L1 and PSNR (data range 1 of the normalised HR) of one batch."""
+        x, y = batch
+        pred = self(x).float()
+        mse = ((pred - y) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-12)
+        self.log("val_loss", torch.nn.functional.l1_loss(pred, y), on_epoch=True)
+        self.log("val_psnr", (-10 * torch.log10(mse)).mean(), prog_bar=True, on_epoch=True)
+
+    def configure_optimizers(self):  # noqa: D102 (Lightning hook)
+        opt = torch.optim.Adam(self.parameters(), lr=self.learning_rate)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.max_epochs),
+                                                           eta_min=self.learning_rate * 0.05)
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+
+def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *, out_dir: str | os.PathLike,
+        epochs: int, batch_size: int, learning_rate: float, precision: str = "32",
+        accelerator: str = "auto", num_workers: int = 0, seed: int = 0,
+        resume: bool = True, progress: bool = True) -> tuple[torch.nn.Module, Path]:
+    """Train ``net`` with Lightning; checkpoints and a metrics CSV go to ``out_dir``.
+
+    A ``last.ckpt`` from an interrupted run in ``out_dir/checkpoints`` is resumed when
+    ``resume`` is true. Returns the network with the best validation PSNR and the CSV path.
+    """
+    out_dir = Path(out_dir)
+    L.seed_everything(seed, workers=True, verbose=False)
+    module = SRModule(net, learning_rate=learning_rate, max_epochs=epochs)
+    ckpt_dir = out_dir / "checkpoints"
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_psnr",
+                                 mode="max", save_last=True)
+    logger = CSVLogger(out_dir, name="logs", version="")
+    trainer = L.Trainer(
+        max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision,
+        callbacks=[checkpoint, TQDMProgressBar(refresh_rate=10)], logger=logger,
+        enable_progress_bar=progress, log_every_n_steps=1, deterministic=False,
+        enable_model_summary=False,
+    )
+    loader_kw = {"batch_size": batch_size, "num_workers": num_workers,
+                 "persistent_workers": num_workers > 0}
+    last = ckpt_dir / "last.ckpt"
+    trainer.fit(module, DataLoader(train, shuffle=True, drop_last=len(train) > batch_size,
+                                   **loader_kw),
+                DataLoader(val, shuffle=False, **loader_kw),
+                ckpt_path=str(last) if resume and last.exists() else None)
+    best = checkpoint.best_model_path
+    if best:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+        log.info("best checkpoint %s (val_psnr %.3f)", best, float(checkpoint.best_model_score))
+    return module.net.cpu().eval(), Path(logger.log_dir) / "metrics.csv"
