@@ -100,9 +100,10 @@ def _sampling(n_pixels: int, samples: int) -> float:
     return float(min(1.0, samples / max(n_pixels, 1)))
 
 
-def _set_linear_optimizer(reg: sitk.ImageRegistrationMethod, iterations: int) -> None:
+def _set_linear_optimizer(reg: sitk.ImageRegistrationMethod, iterations: int,
+                          first_step_um: float) -> None:
     reg.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=1.0, minStep=1e-5, numberOfIterations=iterations,
+        learningRate=first_step_um, minStep=1e-6, numberOfIterations=iterations,
         relaxationFactor=0.6, gradientMagnitudeTolerance=1e-8)
     reg.SetOptimizerScalesFromPhysicalShift()
 
@@ -120,9 +121,14 @@ def _run_stage(fixed: sitk.Image, moving: sitk.Image, initial: sitk.Transform,
     else:
         raise ValueError(f"unknown registration metric {metric!r} (expected 'mattes' or 'correlation')")
     n_fixed = int(np.prod(fixed.GetSize()))
-    reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentagePerLevel(
-        [_sampling(n_fixed // (f ** fixed.GetDimension()), samples) for f in shrink], seed)
+    fractions = [_sampling(n_fixed // (f ** fixed.GetDimension()), samples) for f in shrink]
+    if min(fractions) < 1.0:
+        # random sampling draws with replacement: use it only where the budget is below the
+        # pixel count, otherwise every pixel is used (a less noisy metric)
+        reg.SetMetricSamplingStrategy(reg.RANDOM)
+        reg.SetMetricSamplingPercentagePerLevel(fractions, seed)
+    else:
+        reg.SetMetricSamplingStrategy(reg.NONE)
     if fixed_mask is not None:
         reg.SetMetricFixedMask(fixed_mask)
     if moving_mask is not None:
@@ -137,7 +143,9 @@ def _run_stage(fixed: sitk.Image, moving: sitk.Image, initial: sitk.Transform,
             convergenceWindowSize=10)
         reg.SetOptimizerScalesFromPhysicalShift()
     else:
-        _set_linear_optimizer(reg, iterations)
+        # rigid starts from the geometric centring (large first steps); affine refines the
+        # rigid result, and large first steps there can throw it out of the basin
+        _set_linear_optimizer(reg, iterations, 1.0 if kind == "rigid" else 0.1)
     if moving_initial is not None:
         reg.SetMovingInitialTransform(moving_initial)
     reg.SetInitialTransform(initial, inPlace=False)

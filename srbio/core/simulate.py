@@ -181,10 +181,17 @@ def simulate_lr(
     affine.SetCenter(tuple(centre[::-1]))
     affine.SetTranslation(tuple(translation[::-1]))
 
-    field = _smooth_field(lr_shape, lr_spacing, amplitude_um=deformation_um,
+    # the deformation is smooth on the scale of deformation_spacing_um: sample it on a grid
+    # about 8 times finer than that (not on every LR pixel) to keep the truth file small
+    field_spacing = tuple(
+        s if i < ndim - 2 else max(s, deformation_spacing_um / 8)
+        for i, s in enumerate(lr_spacing))
+    field_shape = tuple(int(np.ceil((n - 1) * s / fs)) + 1
+                        for n, s, fs in zip(lr_shape, lr_spacing, field_spacing, strict=True))
+    field = _smooth_field(field_shape, field_spacing, amplitude_um=deformation_um,
                           control_um=deformation_spacing_um, rng=rng, lateral_only=True)
     field_img = sitk.GetImageFromArray(field[..., ::-1].astype(np.float64), isVector=True)
-    field_img.SetSpacing(tuple(float(s) for s in lr_spacing[::-1]))
+    field_img.SetSpacing(tuple(float(s) for s in field_spacing[::-1]))
     inverse_img = sitk.InvertDisplacementField(
         field_img, maximumNumberOfIterations=100, maxErrorToleranceThreshold=1e-5,
         meanErrorToleranceThreshold=1e-7, enforceBoundaryCondition=False)

@@ -138,3 +138,14 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, spacing: tuple[fl
     if path.suffix.lower() not in _TIFF_SUFFIXES:
         raise ValueError(f"{path}: write_image writes TIFF only (.tif/.tiff)")
     return write_tiff(path, image, spacing=spacing)
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a binary mask image (TIFF or zarr); any nonzero pixel is True."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    data = np.asarray(open_zarr(path)[0]) if _is_zarr(path) else read_tiff(path)[0]
+    if data.ndim not in (2, 3):
+        raise ValueError(f"{path}: expected a 2D or 3D mask, got shape {data.shape}")
+    return data != 0

@@ -127,3 +127,16 @@ def create_ome_zarr(
     if metadata:
         group.attrs["srbio"] = metadata
     return arr
+
+
+def set_ome_zarr_attrs(path: str | os.PathLike, values: dict) -> None:
+    """Merge ``values`` into the ``srbio`` attributes of an OME-Zarr group."""
+    group = zarr.open_group(str(path), mode="r+")
+    current = dict(group.attrs.get("srbio", {}))
+    current.update(values)
+    group.attrs["srbio"] = current
+
+
+def read_ome_zarr_attrs(path: str | os.PathLike) -> dict:
+    """The ``srbio`` attributes of an OME-Zarr group (empty when absent)."""
+    return dict(zarr.open_group(str(path), mode="r").attrs.get("srbio", {}))

@@ -1,0 +1,1 @@
+"""One function per workflow stage: paths and a typed config section in, files out."""

@@ -1,0 +1,108 @@
+"""Stages ``normalise`` and ``patches``: fixed intensity ranges and 16-bit patch pairs."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from srbio.config import NormaliseConfig, PatchesConfig, SplitConfig
+from srbio.core.normalise import estimate_range
+from srbio.core.patches import sample_patches, split_bounds, to_uint16
+from srbio.io import read_image
+from srbio.io.patches import write_patches
+from srbio.stages.common import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+
+def _axis(split: SplitConfig) -> int:
+    return -2 if split.axis == "y" else -1
+
+
+def _load_crop(crop_dir: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    lr, _ = read_image(crop_dir / "lr.tif")
+    hr, _ = read_image(crop_dir / "hr.tif")
+    return lr, hr, read_json(crop_dir / "box.json")
+
+
+def _region(arr: np.ndarray, axis: int, bounds: tuple[int, int], factor: int = 1) -> np.ndarray:
+    idx = [slice(None)] * arr.ndim
+    idx[axis] = slice(bounds[0] * factor, bounds[1] * factor)
+    return arr[tuple(idx)]
+
+
+def run_normalise(crop_dirs: Sequence[str | os.PathLike], out_json: str | os.PathLike,
+                  cfg: NormaliseConfig, split: SplitConfig) -> dict:
+    """Fix the normalisation of the dataset: from config, or estimated once and frozen.
+
+    Values not given in config are the ``cfg.percentiles`` of all pairs' pixels in their
+    train and validation regions (never the held-out test region).
+    """
+    lr_parts, hr_parts = [], []
+    axis = _axis(split)
+    for d in map(Path, crop_dirs):
+        lr, hr, box = _load_crop(d)
+        b = split_bounds(lr.shape[axis], split.val_fraction, split.test_fraction)
+        keep = (b["train"][0], b["val"][1])
+        lr_parts.append(_region(lr, axis, keep))
+        hr_parts.append(_region(hr, axis, keep, int(box["scale"])))
+    result = {}
+    for name, given, parts in (("lr", cfg.lr, lr_parts), ("hr", cfg.hr, hr_parts)):
+        if given is not None:
+            if not given[1] > given[0]:
+                raise ValueError(f"normalise.{name}: vmax must exceed vmin, got {list(given)}")
+            result[name] = [float(given[0]), float(given[1])]
+            source = "config"
+        else:
+            result[name] = list(estimate_range(parts, percentiles=cfg.percentiles))
+            source = f"percentiles {list(cfg.percentiles)} of the training pairs"
+        result[f"{name}_source"] = source
+        log.info("normalisation %s: vmin %.2f vmax %.2f (%s)", name, *result[name], source)
+    write_json(out_json, result)
+    return result
+
+
+def run_patches(crop_dirs: Sequence[str | os.PathLike], out_path: str | os.PathLike,
+                cfg: PatchesConfig, split: SplitConfig) -> dict[str, int]:
+    """Extract 16-bit LR/HR patch pairs: training patches from each pair's train region,
+    validation patches from its (disjoint) validation region.
+
+    Patches are spread over the pairs in proportion to the size of their regions.
+    """
+    axis = _axis(split)
+    rng = np.random.default_rng(cfg.seed)
+    crops = [_load_crop(Path(d)) for d in crop_dirs]
+    scales = {int(box["scale"]) for _, _, box in crops}
+    if len(scales) != 1:
+        raise ValueError(f"all pairs must share one scale, got {sorted(scales)}")
+    scale = scales.pop()
+    out: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
+    for part, total in (("train", cfg.n_train), ("val", cfg.n_val)):
+        sizes = []
+        for lr, _, _ in crops:
+            b = split_bounds(lr.shape[axis], split.val_fraction, split.test_fraction)[part]
+            sizes.append(max(0, b[1] - b[0]) * lr.size / lr.shape[axis])
+        weights = np.asarray(sizes) / max(sum(sizes), 1)
+        counts = np.floor(weights * total).astype(int)
+        counts[np.argmax(weights)] += total - counts.sum()
+        for (lr, hr, box), n in zip(crops, counts, strict=True):
+            if n == 0:
+                continue
+            b = split_bounds(lr.shape[axis], split.val_fraction, split.test_fraction)[part]
+            plr, phr = sample_patches(
+                to_uint16(lr, source=f"LR crop {box}"), to_uint16(hr, source=f"HR crop {box}"),
+                scale=scale, size=cfg.size, n=int(n), axis=axis, bounds=b,
+                min_foreground=cfg.min_foreground, rng=rng)
+            out[part][0].append(plr)
+            out[part][1].append(phr)
+    arrays = {f"{part}/{kind}": np.concatenate(lists[i])
+              for part, lists in out.items() for i, kind in enumerate(("lr", "hr"))}
+    write_patches(out_path, arrays, attrs={"scale": scale, "size": cfg.size,
+                                           "split": split.model_dump()})
+    counts = {k: len(v) for k, v in arrays.items()}
+    log.info("patches: %s", counts)
+    return counts
