@@ -89,7 +89,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     train = cfg.train if cfg else TrainConfig()
     if a.epochs is not None:
         train = train.model_copy(update={"epochs": a.epochs})
-    run_train(a.patches, a.normalisation, a.out, model, train, resume=not a.no_resume,
+    run_train(a.patches, a.normalisation, a.out, model, train, resume=a.resume,
               progress=not a.quiet)
 
 
@@ -193,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--config")
     s.add_argument("--epochs", type=int)
-    s.add_argument("--no-resume", action="store_true", help="ignore checkpoints of an earlier run")
+    s.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from OUT/checkpoints/last.ckpt")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = add("predict", cmd_predict, "super-resolve a TIFF or zarr volume into an OME-Zarr")

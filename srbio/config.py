@@ -128,6 +128,8 @@ class TrainConfig(Strict):
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     num_workers: int = Field(0, ge=0)
+    gain_augment: tuple[float, float] | None = Field(
+        (0.5, 2.0), description="random intensity gain range applied to both LR and HR; null: off")
     seed: int = 0
 
 

@@ -58,7 +58,7 @@ def plot_curve(metrics_csv: Path, out_png: Path) -> list[dict]:
 
 def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
               out_dir: str | os.PathLike, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
-              spacing: dict | None = None, resume: bool = True, progress: bool = True
+              spacing: dict | None = None, resume: bool = False, progress: bool = True
               ) -> dict[str, Path]:
     """Train a network and write ``out_dir/model.pt``, ``training_curve.png`` and
     ``training.json``; Lightning checkpoints (resumable) go to ``out_dir/checkpoints``."""
@@ -68,7 +68,7 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
     scale = int(attrs["scale"])
     lr_range, hr_range = tuple(norm["lr"]), tuple(norm["hr"])
     train = PatchDataset(arrays["train/lr"], arrays["train/hr"], lr_range=lr_range,
-                         hr_range=hr_range, augment=True)
+                         hr_range=hr_range, augment=True, gain=train_cfg.gain_augment)
     val = PatchDataset(arrays["val/lr"], arrays["val/hr"], lr_range=lr_range,
                        hr_range=hr_range, augment=False)
     torch.manual_seed(train_cfg.seed)
@@ -86,7 +86,7 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
         progress=progress)
     seconds = time.perf_counter() - start
     table = plot_curve(metrics_csv, out_dir / "training_curve.png")
-    provenance = {"srbio": srbio.__version__, "torch": torch.__version__,
+    provenance = {"srbio": srbio.__version__, "torch": str(torch.__version__),
                   "patches": str(patches_path), "train": train_cfg.model_dump(),
                   "model": model_cfg.model_dump(), "n_train": len(train), "n_val": len(val),
                   "seconds": round(seconds, 1), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}

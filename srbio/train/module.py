@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import lightning as L
@@ -68,16 +69,23 @@ class SRModule(L.LightningModule):
 def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *, out_dir: str | os.PathLike,
         epochs: int, batch_size: int, learning_rate: float, precision: str = "32",
         accelerator: str = "auto", num_workers: int = 0, seed: int = 0,
-        resume: bool = True, progress: bool = True) -> tuple[torch.nn.Module, Path]:
+        resume: bool = False, progress: bool = True) -> tuple[torch.nn.Module, Path]:
     """Train ``net`` with Lightning; checkpoints and a metrics CSV go to ``out_dir``.
 
-    A ``last.ckpt`` from an interrupted run in ``out_dir/checkpoints`` is resumed when
-    ``resume`` is true. Returns the network with the best validation PSNR and the CSV path.
+    With ``resume``, training continues from ``out_dir/checkpoints/last.ckpt`` of an
+    interrupted run; otherwise earlier checkpoints and logs there are removed first. Returns the network with the best validation PSNR and the CSV path.
     """
     out_dir = Path(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if resume and not last.exists():
+        raise FileNotFoundError(f"{last}: no checkpoint to resume from")
+    if not resume:  # a fresh run: never mix in checkpoints or logs of an earlier one
+        for stale in (ckpt_dir, out_dir / "logs"):
+            if stale.exists():
+                shutil.rmtree(stale)
     L.seed_everything(seed, workers=True, verbose=False)
     module = SRModule(net, learning_rate=learning_rate, max_epochs=epochs)
-    ckpt_dir = out_dir / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_psnr",
                                  mode="max", save_last=True)
     logger = CSVLogger(out_dir, name="logs", version="")
@@ -89,11 +97,10 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *, out_dir
     )
     loader_kw = {"batch_size": batch_size, "num_workers": num_workers,
                  "persistent_workers": num_workers > 0}
-    last = ckpt_dir / "last.ckpt"
     trainer.fit(module, DataLoader(train, shuffle=True, drop_last=len(train) > batch_size,
                                    **loader_kw),
                 DataLoader(val, shuffle=False, **loader_kw),
-                ckpt_path=str(last) if resume and last.exists() else None)
+                ckpt_path=str(last) if resume else None)
     best = checkpoint.best_model_path
     if best:
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]

@@ -1,0 +1,24 @@
+import numpy as np
+
+from srbio.core.metrics import nrmse, psnr, ssim, upsample
+
+
+def test_metrics_known_values():
+    t = np.zeros((32, 32))
+    p = t + 0.1
+    assert psnr(p, t, data_range=1.0) == 20.0
+    assert psnr(t, t, data_range=1.0) == float("inf")
+    r = np.random.default_rng(0).random((32, 32))
+    assert ssim(r, r, data_range=1.0) == 1.0
+    assert nrmse(r, r) == 0.0
+
+
+def test_upsample_is_pixel_area_aligned():
+    lr = np.arange(12, dtype=np.float32).reshape(3, 4)
+    near = upsample(lr, 2, order=0)
+    np.testing.assert_array_equal(near, np.kron(lr, np.ones((2, 2))))
+    cubic = upsample(lr[None], 2, order=3)
+    assert cubic.shape == (1, 6, 8)
+    # block means of the cubic upsampling come back to the LR values inside the image
+    blocks = cubic[0].reshape(3, 2, 4, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(blocks[1:-1, 1:-1], lr[1:-1, 1:-1], atol=0.05)

@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+from srbio.core.tiling import blend_weight, intersecting, ramp, tile_starts
+
+
+@pytest.mark.parametrize(("length", "tile", "overlap"), [(100, 32, 8), (96, 32, 0), (33, 32, 8),
+                                                          (20, 32, 8), (1000, 128, 16)])
+def test_tiles_cover_the_axis_with_the_requested_overlap(length, tile, overlap):
+    starts = tile_starts(length, tile, overlap)
+    t = min(tile, length)
+    covered = np.zeros(length, int)
+    for s in starts:
+        covered[s:s + t] += 1
+    assert covered.min() >= 1 and starts[0] == 0 and starts[-1] + t == length
+    gaps = np.diff(starts)
+    assert np.all(t - gaps >= overlap)
+
+
+def test_ramp_is_symmetric_positive_and_flat_inside():
+    w = ramp(40, 8)
+    np.testing.assert_allclose(w, w[::-1])
+    assert w.min() > 0 and np.all(w[8:-8] == 1) and np.all(np.diff(w[:8]) > 0)
+    assert blend_weight((10, 12), 3).shape == (10, 12)
+
+
+def test_intersecting_tiles_in_output_coordinates():
+    starts = [0, 24, 48]  # LR, tile 32, scale 2 -> HR extents [0,64), [48,112), [96,160)
+    assert intersecting(starts, 32, 2, 0, 40) == [0]
+    assert intersecting(starts, 32, 2, 50, 60) == [0, 1]
+    assert intersecting(starts, 32, 2, 100, 160) == [1, 2]

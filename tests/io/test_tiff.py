@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from srbio.io import open_lazy, read_image, read_tiff, write_tiff
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "spacing"),
+    [((20, 30), np.uint8, (0.2, 0.3)), ((4, 20, 30), np.uint16, (0.157, 0.1015, 0.1015)),
+     ((20, 30), np.float32, (0.65, 0.65))],
+)
+def test_roundtrip_keeps_data_and_pixel_size(tmp_path, shape, dtype, spacing):
+    data = (np.random.default_rng(0).random(shape) * 200).astype(dtype)
+    path = write_tiff(tmp_path / "a.tif", data, spacing=spacing)
+    back, sp = read_tiff(path)
+    np.testing.assert_array_equal(back, data)
+    assert back.dtype == dtype
+    np.testing.assert_allclose(sp, spacing, rtol=1e-6)
+
+
+def test_file_without_pixel_size_reports_none_and_read_image_says_where_to_put_it(tmp_path):
+    path = write_tiff(tmp_path / "nospacing.tif", np.arange(600, dtype=np.uint16).reshape(20, 30),
+                      spacing=None)
+    assert read_tiff(path)[1] is None
+    with pytest.raises(ValueError, match=r"nospacing\.tif.*no pixel size.*config\.yaml"):
+        read_image(path)
+    image, sp = read_image(path, spacing=(0.1, 0.1))
+    assert sp == (0.1, 0.1) and image.shape == (20, 30)
+
+
+def test_corrupt_tiff_names_the_file(tmp_path):
+    bad = tmp_path / "broken.tif"
+    bad.write_bytes(b"II*\x00garbage that is not a tiff")
+    with pytest.raises(ValueError, match="broken.tif"):
+        read_image(bad, spacing=(1, 1))
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "pattern"),
+    [(np.zeros((8, 8), np.int32) + np.arange(8), TypeError, "dtype int32 is not supported"),
+     (np.full((8, 8), 7, np.uint16), ValueError, "constant"),
+     (np.array([[1.0, np.nan], [2.0, 3.0]] * 4, np.float32), ValueError, "NaN"),
+     (np.zeros((2, 3, 4, 5), np.uint16), ValueError, "single-channel"),
+     (np.zeros((1, 8), np.uint16), ValueError, "empty or degenerate")],
+)
+def test_bad_images_are_rejected_with_the_file_name(tmp_path, data, error, pattern):
+    import tifffile
+
+    path = tmp_path / "bad.tif"
+    tifffile.imwrite(path, data)
+    with pytest.raises(error, match=pattern) as info:
+        read_image(path, spacing=(1.0,) * min(data.ndim, 3))
+    assert "bad.tif" in str(info.value)
+
+
+def test_missing_file_and_unknown_format(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.tif"):
+        open_lazy(tmp_path / "nothere.tif")
+    other = tmp_path / "image.png"
+    other.write_bytes(b"x")
+    with pytest.raises(ValueError, match="unknown image format"):
+        open_lazy(other)
+
+
+def test_write_is_atomic_and_leaves_no_temporary(tmp_path):
+    with pytest.raises(ValueError):
+        write_tiff(tmp_path / "x.tif", np.zeros((2, 3, 4, 5), np.uint16), spacing=None)
+    assert list(tmp_path.iterdir()) == []
