@@ -6,7 +6,6 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from srbio import __version__
 
@@ -27,6 +26,7 @@ def _floats(values: Sequence[str] | None) -> list[float] | None:
 
 
 def cmd_simulate(a: argparse.Namespace) -> None:
+    """Run the simulate stage."""
     from srbio.config import SimulateParams
     from srbio.stages.simulate import run_simulate
 
@@ -44,6 +44,7 @@ def cmd_simulate(a: argparse.Namespace) -> None:
 
 
 def cmd_register(a: argparse.Namespace) -> None:
+    """Run the register stage."""
     from srbio.config import RegisterConfig
     from srbio.stages.register import run_register
 
@@ -57,12 +58,14 @@ def cmd_register(a: argparse.Namespace) -> None:
 
 
 def cmd_crop(a: argparse.Namespace) -> None:
+    """Run the crop stage."""
     from srbio.stages.crop import run_crop
 
     run_crop(a.registered, a.hr, a.out, hr_spacing=_floats(a.hr_spacing))
 
 
 def cmd_normalise(a: argparse.Namespace) -> None:
+    """Run the normalise stage."""
     from srbio.config import NormaliseConfig, SplitConfig
     from srbio.stages.prepare import run_normalise
 
@@ -72,6 +75,7 @@ def cmd_normalise(a: argparse.Namespace) -> None:
 
 
 def cmd_patches(a: argparse.Namespace) -> None:
+    """Run the patches stage."""
     from srbio.config import PatchesConfig, SplitConfig
     from srbio.stages.prepare import run_patches
 
@@ -81,6 +85,7 @@ def cmd_patches(a: argparse.Namespace) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> None:
+    """Run the train stage."""
     from srbio.config import ModelConfig, TrainConfig
     from srbio.stages.train import run_train
 
@@ -94,6 +99,7 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 
 def cmd_predict(a: argparse.Namespace) -> None:
+    """Run the predict stage."""
     from srbio.config import PredictConfig
     from srbio.stages.predict import run_predict
 
@@ -109,6 +115,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
+    """Run the evaluate stage."""
     from srbio.config import PredictConfig, SplitConfig
     from srbio.stages.evaluate import run_evaluate
 
@@ -118,6 +125,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
 
 def cmd_report(a: argparse.Namespace) -> None:
+    """Write the report."""
     from srbio.stages.evaluate import run_report
 
     cfg = _sections(a.config)
@@ -127,12 +135,14 @@ def cmd_report(a: argparse.Namespace) -> None:
 
 
 def cmd_schema(a: argparse.Namespace) -> None:
+    """Print the JSON schema."""
     from srbio.config import json_schema
 
     print(json_schema())
 
 
 def cmd_validate(a: argparse.Namespace) -> None:
+    """Validate a config file."""
     from srbio.config import load_config
 
     cfg = load_config(a.config)

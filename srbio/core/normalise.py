@@ -40,7 +40,7 @@ def estimate_range(
     values = []
     for i, a in enumerate(arrays):
         v = np.asarray(a)
-        values.append((v[np.asarray(masks[i], bool)] if masks is not None else v.ravel()))
+        values.append(v[np.asarray(masks[i], bool)] if masks is not None else v.ravel())
     flat = np.concatenate([v.astype(np.float64, copy=False) for v in values])
     if flat.size > max_samples:
         flat = np.random.default_rng(seed).choice(flat, max_samples, replace=False)

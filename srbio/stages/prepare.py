@@ -68,8 +68,7 @@ def run_normalise(crop_dirs: Sequence[str | os.PathLike], out_json: str | os.Pat
 
 def run_patches(crop_dirs: Sequence[str | os.PathLike], out_path: str | os.PathLike,
                 cfg: PatchesConfig, split: SplitConfig) -> dict[str, int]:
-    """Extract 16-bit LR/HR patch pairs: training patches from each pair's train region,
-    validation patches from its (disjoint) validation region.
+    """Extract 16-bit LR/HR patch pairs from the train and (disjoint) validation regions.
 
     Patches are spread over the pairs in proportion to the size of their regions.
     """

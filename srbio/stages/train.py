@@ -60,8 +60,10 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
               out_dir: str | os.PathLike, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
               spacing: dict | None = None, resume: bool = False, progress: bool = True
               ) -> dict[str, Path]:
-    """Train a network and write ``out_dir/model.pt``, ``training_curve.png`` and
-    ``training.json``; Lightning checkpoints (resumable) go to ``out_dir/checkpoints``."""
+    """Train a network; write ``model.pt``, ``training_curve.png``, ``training.json``.
+
+    Lightning checkpoints (resumable with ``resume``) go to ``out_dir/checkpoints``.
+    """
     out_dir = Path(out_dir)
     arrays, attrs = read_patches(patches_path)
     norm = read_json(norm_json)

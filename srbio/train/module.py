@@ -73,7 +73,8 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *, out_dir
     """Train ``net`` with Lightning; checkpoints and a metrics CSV go to ``out_dir``.
 
     With ``resume``, training continues from ``out_dir/checkpoints/last.ckpt`` of an
-    interrupted run; otherwise earlier checkpoints and logs there are removed first. Returns the network with the best validation PSNR and the CSV path.
+    interrupted run; otherwise earlier checkpoints and logs there are removed first.
+    Returns the network with the best validation PSNR and the CSV path.
     """
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
@@ -91,7 +92,8 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *, out_dir
     logger = CSVLogger(out_dir, name="logs", version="")
     trainer = L.Trainer(
         max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision,
-        callbacks=[checkpoint, TQDMProgressBar(refresh_rate=10)], logger=logger,
+        callbacks=[checkpoint, *([TQDMProgressBar(refresh_rate=10)] if progress else [])],
+        logger=logger,
         enable_progress_bar=progress, log_every_n_steps=1, deterministic=False,
         enable_model_summary=False,
     )

@@ -37,7 +37,7 @@ def test_corrupt_tiff_names_the_file(tmp_path):
 
 @pytest.mark.parametrize(
     ("data", "error", "pattern"),
-    [(np.zeros((8, 8), np.int32) + np.arange(8), TypeError, "dtype int32 is not supported"),
+    [((np.zeros((8, 8)) + np.arange(8)).astype(np.int32), TypeError, "dtype int32 is not supported"),
      (np.full((8, 8), 7, np.uint16), ValueError, "constant"),
      (np.array([[1.0, np.nan], [2.0, 3.0]] * 4, np.float32), ValueError, "NaN"),
      (np.zeros((2, 3, 4, 5), np.uint16), ValueError, "single-channel"),

@@ -35,7 +35,7 @@ def test_singleton_channel_axis_is_dropped_and_real_channels_rejected(tmp_path):
         store = tmp_path / f"c{n_channels}.zarr"
         arr = zarr.create_array(str(store), shape=(n_channels, 20, 30), dtype="uint16",
                                 chunks=(1, 20, 30))
-        arr[:] = np.arange(20 * 30, dtype=np.uint16).reshape(20, 30)
+        arr[:] = np.broadcast_to(np.arange(600, dtype=np.uint16).reshape(20, 30), arr.shape)
         arr.attrs.update({"axes": ["c", "y", "x"], "spacing": [1.0, 0.2, 0.2]})
         if n_channels == 1:
             data, spacing = open_lazy(store)

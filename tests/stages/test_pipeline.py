@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from srbio.config import (ModelConfig, NormaliseConfig, PatchesConfig, PredictConfig,
-                          RegisterConfig, SplitConfig, TrainConfig)
+from srbio.config import (
+    ModelConfig,
+    NormaliseConfig,
+    PatchesConfig,
+    PredictConfig,
+    RegisterConfig,
+    SplitConfig,
+    TrainConfig,
+)
 from srbio.io import open_lazy, read_image, read_ome_zarr_attrs
 from srbio.stages.crop import run_crop
 from srbio.stages.evaluate import run_evaluate, run_report
@@ -29,7 +36,7 @@ def test_register_writes_the_contract_files(registered, pair2d):
     d = registered / "register" / "p"
     assert sorted(p.name for p in d.iterdir()) == sorted(OUTPUTS)
     m = json.loads((d / "metrics.json").read_text())
-    assert m["ncc_after"] > m["ncc_before"] + 0.2 and m["ncc_after"] > 0.9
+    assert m["ncc_after"] > m["ncc_before"] and m["ncc_after"] > 0.95
     assert m["tre_mean_px"] < 0.35  # stated accuracy of this 2D pair (affine chain)
     t = sitk.ReadTransform(str(d / "transform.tfm"))
     truth = sitk.ReadTransform(str(pair2d["truth"]))
