@@ -76,6 +76,8 @@ class TiledPredictor:
         out: list[np.ndarray] = []
         for i in range(0, len(tiles), self.batch_size):
             batch = np.stack([normalise(t, *self.lr_range) for t in tiles[i:i + self.batch_size]])
+            if not np.isfinite(batch).all():
+                raise ValueError("the input holds NaN or infinite pixels; fix them before predicting")
             x = torch.from_numpy(batch[:, None]).to(self.device)
             y = self.model(x).float().cpu().numpy()[:, 0]
             out.extend(denormalise(y, *self.hr_range))

@@ -8,7 +8,7 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 
-from srbio.io.tiff import read_tiff, write_tiff
+from srbio.io.tiff import open_tiff_lazy, read_tiff, write_tiff
 from srbio.io.zarr import open_zarr
 
 SUPPORTED_DTYPES = (np.dtype("uint8"), np.dtype("uint16"), np.dtype("float32"))
@@ -111,8 +111,7 @@ def open_lazy(
     if _is_zarr(path):
         data, file_spacing = open_zarr(path)
     elif path.suffix.lower() in _TIFF_SUFFIXES:
-        image, file_spacing = read_tiff(path)
-        data = da.from_array(image, chunks=(1, *image.shape[1:]) if image.ndim == 3 else image.shape)
+        data, file_spacing = open_tiff_lazy(path)
     else:
         raise ValueError(f"{path}: unknown image format (expected .tif, .tiff or .zarr)")
     check_image(data, source=str(path), check_values=False)

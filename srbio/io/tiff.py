@@ -6,8 +6,10 @@ import logging
 import os
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
 import tifffile
+import zarr
 
 from srbio.io.atomic import atomic_path
 
@@ -67,22 +69,46 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, ...] | 
     try:
         with tifffile.TiffFile(path) as tif:
             image = tif.asarray()
-            page = tif.pages.first
-            ij = tif.imagej_metadata or {}
+            spacing = _spacing(tif, image.ndim, path)
     except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as exc:
         raise ValueError(f"{path}: cannot read TIFF ({exc})") from exc
+    return image, spacing
+
+
+def open_tiff_lazy(path: str | os.PathLike) -> tuple[da.Array, tuple[float, ...] | None]:
+    """Open a TIFF lazily (pages read on demand through tifffile's zarr store).
+
+    Returns the data as a dask array (one chunk per page or tile) and the pixel sizes as
+    :func:`read_tiff` does; memory use does not grow with the file size.
+    """
+    path = Path(path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            spacing = _spacing(tif, len(series.shape), path)
+        node = zarr.open(tifffile.imread(path, aszarr=True), mode="r")
+        if isinstance(node, zarr.Group):  # pyramidal file: the full-resolution level
+            node = node["0"]
+        data = da.from_zarr(node)
+    except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as exc:
+        raise ValueError(f"{path}: cannot read TIFF ({exc})") from exc
+    return data, spacing
+
+
+def _spacing(tif: tifffile.TiffFile, ndim: int, path: Path) -> tuple[float, ...] | None:
+    page = tif.pages.first
+    ij = tif.imagej_metadata or {}
     unit = ij.get("unit")
     unit_um = _UNIT_TO_UM.get(str(unit).strip().lower()) if unit is not None else None
     if unit is not None and unit_um is None:
         log.warning("%s: unknown ImageJ unit %r, pixel sizes ignored", path, unit)
     lateral = _lateral_spacing(page, unit_um)
-    spacing: tuple[float, ...] | None = None
     if lateral is not None:
-        if image.ndim == 2:
-            spacing = lateral
-        elif image.ndim == 3 and "spacing" in ij:
-            spacing = (float(ij["spacing"]) * (unit_um or 1.0), *lateral)
-    return image, spacing
+        if ndim == 2:
+            return lateral
+        if ndim == 3 and "spacing" in ij:
+            return (float(ij["spacing"]) * (unit_um or 1.0), *lateral)
+    return None
 
 
 def write_tiff(

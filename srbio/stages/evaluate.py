@@ -172,7 +172,8 @@ def run_report(out_md: str | os.PathLike, *, pairs: Sequence[str], results_dir: 
               f"- HR: vmin {_fmt(norm['hr'][0], 2)}, vmax {_fmt(norm['hr'][1], 2)} "
               f"({norm['hr_source']})", "",
               "## Training", "",
-              f"Network {training['model']}, {training['n_train']} training / "
+              f"Network {training['network']} (preset {training['model']['preset']}), "
+              f"{training['n_train']} training / "
               f"{training['n_val']} validation patches, {len(training['epochs'])} epochs in "
               f"{training['seconds']} s.", "",
               f"![training curve]({rel(res / 'train' / 'training_curve.png')})", ""]

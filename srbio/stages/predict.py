@@ -32,11 +32,6 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
     model, meta = load_model(model_path, device=device)
     scale = int(meta["network"]["scale"])
     data, sp = open_lazy(input_path, spacing=as_spacing(spacing))
-    if data.dtype.kind == "f":
-        bad = int((~np.isfinite(data)).sum().compute())
-        if bad:
-            raise ValueError(f"{input_path}: {bad} NaN or infinite pixels; fix them before "
-                             f"predicting")
     lateral = (1,) * (data.ndim - 2) + (scale, scale)
     out_shape = tuple(n * f for n, f in zip(data.shape, lateral, strict=True))
     out_spacing = tuple(s / f for s, f in zip(sp, lateral, strict=True))
@@ -54,7 +49,10 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
             metadata={"model": str(model_path), "input": str(input_path), "scale": scale,
                       "normalisation": meta["normalisation"], "tile_shape": list(cfg.tile_shape),
                       "overlap": cfg.overlap})
-        stats = predict_to_zarr(predictor, data, out, progress=progress)
+        try:
+            stats = predict_to_zarr(predictor, data, out, progress=progress)
+        except ValueError as exc:  # name the input; the partial output is removed
+            raise ValueError(f"{input_path}: {exc}") from None
         seconds = time.perf_counter() - start
         mpx = float(np.prod(out_shape)) / 1e6
         stats.update({"seconds": round(seconds, 3), "output_megapixels": round(mpx, 3),

@@ -90,7 +90,8 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
     table = plot_curve(metrics_csv, out_dir / "training_curve.png")
     provenance = {"srbio": srbio.__version__, "torch": str(torch.__version__),
                   "patches": str(patches_path), "train": train_cfg.model_dump(),
-                  "model": model_cfg.model_dump(), "n_train": len(train), "n_val": len(val),
+                  "model": model_cfg.model_dump(), "network": dict(net.config),
+                  "n_train": len(train), "n_val": len(val),
                   "seconds": round(seconds, 1), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     paths = {"model": out_dir / "model.pt", "curve": out_dir / "training_curve.png",
              "json": out_dir / "training.json"}

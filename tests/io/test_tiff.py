@@ -66,3 +66,14 @@ def test_write_is_atomic_and_leaves_no_temporary(tmp_path):
     with pytest.raises(ValueError):
         write_tiff(tmp_path / "x.tif", np.zeros((2, 3, 4, 5), np.uint16), spacing=None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tiff_is_opened_lazily_page_by_page(tmp_path):
+    import dask.array as da
+
+    data = np.random.default_rng(0).integers(0, 999, (6, 40, 50)).astype(np.uint16)
+    path = write_tiff(tmp_path / "v.tif", data, spacing=(0.3, 0.1, 0.1))
+    lazy, spacing = open_lazy(path)
+    assert isinstance(lazy, da.Array) and lazy.chunksize == (1, 40, 50)
+    assert spacing == pytest.approx((0.3, 0.1, 0.1))
+    np.testing.assert_array_equal(lazy[4].compute(), data[4])
