@@ -145,7 +145,7 @@ class PredictConfig(Strict):
     """Tiled prediction of chunked volumes."""
 
     volumes: list[PredictVolume] = []
-    tile_shape: tuple[int, int] = Field((128, 128), description="LR tile (y, x)")
+    tile_shape: tuple[int, int] = Field((256, 256), description="largest LR tile (y, x)")
     overlap: int = Field(16, ge=0, description="LR pixels shared by neighbouring tiles")
     batch_size: int = Field(4, ge=1)
     dtype: Literal["uint16", "float32"] = "uint16"

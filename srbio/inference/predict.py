@@ -20,7 +20,7 @@ import zarr
 from tqdm.auto import tqdm
 
 from srbio.core.normalise import denormalise, normalise
-from srbio.core.tiling import blend_weight, intersecting, tile_starts
+from srbio.core.tiling import balanced_tile, blend_weight, intersecting, tile_starts
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,13 @@ class TiledPredictor:
 
     def grid(self, shape: tuple[int, int]) -> tuple[list[int], list[int], tuple[int, int]]:
         """Tile starts (y, x) and the effective tile shape for an LR plane of ``shape``."""
-        th, tw = (min(t, n) for t, n in zip(self.tile_shape, shape, strict=True))
-        ov = min(self.overlap, max(0, min(th, tw) // 2 - 1))
+        ov = self._overlap(shape)
+        th, tw = (balanced_tile(n, t, ov) for t, n in zip(self.tile_shape, shape, strict=True))
         return tile_starts(shape[0], th, ov), tile_starts(shape[1], tw, ov), (th, tw)
+
+    def _overlap(self, shape: tuple[int, int]) -> int:
+        smallest = min(min(t, n) for t, n in zip(self.tile_shape, shape, strict=True))
+        return min(self.overlap, max(0, smallest // 2 - 1))
 
     def predict_region(self, read_tile: Callable[[int, int, int, int], np.ndarray],
                        lr_shape: tuple[int, int], region: tuple[slice, slice],
@@ -114,7 +118,7 @@ class TiledPredictor:
         """
         s = self.scale
         sy, sx, (th, tw) = self.grid(lr_shape)
-        ov = min(self.overlap, max(0, min(th, tw) // 2 - 1))
+        ov = self._overlap(lr_shape)
         weight = blend_weight((th * s, tw * s), ov * s)
         (y0, y1), (x0, x1) = (region[0].start, region[0].stop), (region[1].start, region[1].stop)
         acc = np.zeros((y1 - y0, x1 - x0), np.float64)

@@ -37,12 +37,11 @@ def _overlay(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _qc_figure(path: Path, hr_lr: np.ndarray, before: np.ndarray, after: np.ndarray,
-               mask: np.ndarray, metrics: dict) -> None:
+               before_mask: np.ndarray, mask: np.ndarray, metrics: dict) -> None:
     mid = hr_lr.shape[0] // 2 if hr_lr.ndim == 3 else None
     pick = (lambda x: x[mid]) if mid is not None else (lambda x: x)
-    full = np.ones(pick(mask).shape, bool)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), constrained_layout=True)
-    axes[0].imshow(_overlay(pick(hr_lr), pick(before), full))
+    axes[0].imshow(_overlay(pick(hr_lr), pick(before), pick(before_mask)))
     axes[0].set_title(f"before: HR (magenta) / LR (green)\nNCC {metrics['ncc_before']:.3f}")
     axes[1].imshow(_overlay(pick(hr_lr), pick(after), pick(mask)))
     axes[1].set_title(f"after ({metrics['transform']})\nNCC {metrics['ncc_after']:.3f}")
@@ -136,7 +135,7 @@ def run_register(fixed_path: str | os.PathLike, moving_path: str | os.PathLike,
         sitk.WriteTransform(result.transform, str(tmp / "transform.tfm"))
         write_image(tmp / "moving_resampled.tif", after.astype(np.float32), spacing=spacing)
         write_image(tmp / "mask.tif", mask.astype(np.uint8), spacing=spacing)
-        _qc_figure(tmp / "qc.png", hr_lr, before, after, mask, metrics)
+        _qc_figure(tmp / "qc.png", hr_lr, before, after, before_mask, mask, metrics)
         write_json(tmp / "metrics.json", metrics)
         for name in OUTPUTS:
             os.replace(tmp / name, out_dir / name)

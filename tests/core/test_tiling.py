@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from srbio.core.tiling import blend_weight, intersecting, ramp, tile_starts
+from srbio.core.tiling import balanced_tile, blend_weight, intersecting, ramp, tile_starts
 
 
 @pytest.mark.parametrize(("length", "tile", "overlap"), [(100, 32, 8), (96, 32, 0), (33, 32, 8),
@@ -29,3 +29,13 @@ def test_intersecting_tiles_in_output_coordinates():
     assert intersecting(starts, 32, 2, 0, 40) == [0]
     assert intersecting(starts, 32, 2, 50, 60) == [0, 1]
     assert intersecting(starts, 32, 2, 100, 160) == [1, 2]
+
+
+@pytest.mark.parametrize(("length", "tile", "overlap", "expected"),
+                         [(160, 128, 16, 88), (100, 128, 16, 100), (1000, 256, 16, 213),
+                          (240, 128, 16, 128)])
+def test_balanced_tile_keeps_the_tile_count_and_shrinks_the_tiles(length, tile, overlap,
+                                                                   expected):
+    t = balanced_tile(length, tile, overlap)
+    assert t == expected and t <= tile
+    assert len(tile_starts(length, t, overlap)) == len(tile_starts(length, tile, overlap))
