@@ -1,5 +1,6 @@
 # Shared definitions: the validated configuration and helpers. Every rule runs the srbio CLI.
 import json
+import re
 from pathlib import Path
 
 from srbio.config import validate_config
@@ -34,6 +35,6 @@ def section(name):
 
 
 wildcard_constraints:
-    sim="|".join(SIM) or "NO_SIMULATION",
-    pair="|".join(PAIRS),
-    volume="|".join(VOLUMES) or "NO_VOLUME",
+    sim="|".join(map(re.escape, SIM)) or "NO_SIMULATION",
+    pair="|".join(map(re.escape, PAIRS)),
+    volume="|".join(map(re.escape, VOLUMES)) or "NO_VOLUME",

@@ -168,12 +168,13 @@ class TiledPredictor:
         return np.stack([self.predict_plane(p) for p in image])
 
 
-def _cast(block: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, int]:
+def _cast(block: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, int, int]:
+    """Cast to the output dtype; integers are rounded and clipped (counts below/above)."""
     if dtype == np.float32:
-        return block.astype(np.float32), 0
+        return block.astype(np.float32), 0, 0
     info = np.iinfo(dtype)
-    clipped = int(((block < info.min) | (block > info.max)).sum())
-    return np.clip(np.rint(block), info.min, info.max).astype(dtype), clipped
+    low, high = int((block < info.min).sum()), int((block > info.max).sum())
+    return np.clip(np.rint(block), info.min, info.max).astype(dtype), low, high
 
 
 def predict_to_zarr(predictor: TiledPredictor, source, out: zarr.Array, *,
@@ -195,7 +196,8 @@ def predict_to_zarr(predictor: TiledPredictor, source, out: zarr.Array, *,
     Returns
     -------
     dict
-        ``tiles`` computed, ``clipped`` pixels (outside the output dtype's range).
+        ``tiles`` computed; ``clipped`` pixels outside the output dtype's range, also split
+        into ``clipped_low`` and ``clipped_high``.
     """
     s = predictor.scale
     planes = source.shape[0] if source.ndim == 3 else 1
@@ -207,7 +209,7 @@ def predict_to_zarr(predictor: TiledPredictor, source, out: zarr.Array, *,
     sy, sx, (th, _) = predictor.grid(lr_shape)
     cache_size = len(sx) * (int(np.ceil(ch / (th * s))) + 2)
     dtype = np.dtype(out.dtype)
-    clipped = 0
+    low = high = 0
     chunk_rows = range(0, expected[-2], ch)
     chunk_cols = range(0, expected[-1], cw)
     total = planes * len(chunk_rows) * len(chunk_cols)
@@ -224,11 +226,17 @@ def predict_to_zarr(predictor: TiledPredictor, source, out: zarr.Array, *,
                 region = (slice(y0, min(y0 + ch, expected[-2])),
                           slice(x0, min(x0 + cw, expected[-1])))
                 pred = predictor.predict_region(read_tile, lr_shape, region, cache, z, cache_size)
-                block, n = _cast(pred, dtype)
-                clipped += n
+                block, n_low, n_high = _cast(pred, dtype)
+                low, high = low + n_low, high + n_high
                 out[(z, *region) if source.ndim == 3 else region] = block
                 bar.update()
     bar.close()
-    if clipped:
-        log.warning("%d predicted pixels fell outside the %s range and were clipped", clipped, dtype)
-    return {"tiles": predictor.tiles_computed, "clipped": clipped}
+    total_px = int(np.prod(out.shape))
+    if low:  # typical in black borders / fill regions, which normalise below vmin
+        log.info("%d predicted pixels (%.1f%%) were below 0 and were set to 0 (black borders "
+                 "and fill regions normalise below vmin)", low, 100 * low / total_px)
+    if high:
+        log.warning("%d predicted pixels (%.2f%%) exceeded %d and were clipped: consider "
+                    "dtype float32", high, 100 * high / total_px, np.iinfo(dtype).max)
+    return {"tiles": predictor.tiles_computed, "clipped": low + high, "clipped_low": low,
+            "clipped_high": high}
