@@ -16,6 +16,13 @@ def split_bounds(length: int, val_fraction: float, test_fraction: float
             "test": (n_train + n_val, length)}
 
 
+def band(array: np.ndarray, axis: int, bounds: tuple[int, int], factor: int = 1) -> np.ndarray:
+    """The part of ``array`` between ``bounds`` (LR pixels, times ``factor``) along ``axis``."""
+    idx = [slice(None)] * array.ndim
+    idx[axis] = slice(bounds[0] * factor, bounds[1] * factor)
+    return array[tuple(idx)]
+
+
 def to_uint16(image: np.ndarray, *, source: str) -> np.ndarray:
     """Convert to uint16 without silent loss: integers are cast, floats must be in range."""
     if image.dtype == np.uint16:

@@ -311,25 +311,24 @@ def resample(
     return sitk.GetArrayFromImage(out)
 
 
+def _blocks(array: np.ndarray, factors: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
+    """View ``array`` (trimmed to whole blocks) as (n0, f0, n1, f1, …); returns the block axes."""
+    shape = tuple(n // f for n, f in zip(array.shape, factors, strict=True))
+    trimmed = array[tuple(slice(0, n * f) for n, f in zip(shape, factors, strict=True))]
+    paired = [d for n, f in zip(shape, factors, strict=True) for d in (n, f)]
+    return trimmed.reshape(paired), tuple(range(1, 2 * len(shape), 2))
+
+
 def block_all(mask: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
     """Downsample a boolean mask: a coarse pixel is True when all its fine pixels are."""
-    shape = tuple(n // f for n, f in zip(mask.shape, factors, strict=True))
-    trimmed = mask[tuple(slice(0, n * f) for n, f in zip(shape, factors, strict=True))]
-    new_shape = []
-    for n, f in zip(shape, factors, strict=True):
-        new_shape += [n, f]
-    return trimmed.reshape(new_shape).all(axis=tuple(range(1, 2 * len(shape), 2)))
+    blocks, axes = _blocks(mask, factors)
+    return blocks.all(axis=axes)
 
 
 def block_mean(image: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
     """Downsample by averaging non-overlapping blocks (float32)."""
-    shape = tuple(n // f for n, f in zip(image.shape, factors, strict=True))
-    trimmed = image[tuple(slice(0, n * f) for n, f in zip(shape, factors, strict=True))]
-    new_shape = []
-    for n, f in zip(shape, factors, strict=True):
-        new_shape += [n, f]
-    return trimmed.astype(np.float32).reshape(new_shape).mean(
-        axis=tuple(range(1, 2 * len(shape), 2)))
+    blocks, axes = _blocks(image.astype(np.float32), factors)
+    return blocks.mean(axis=axes)
 
 
 def erode(mask: np.ndarray, iterations: int = 1) -> np.ndarray:

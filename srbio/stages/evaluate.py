@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 from srbio.config import PredictConfig, SplitConfig  # noqa: E402
 from srbio.core.metrics import nrmse, psnr, ssim, upsample  # noqa: E402
 from srbio.core.normalise import denormalise, normalise  # noqa: E402
-from srbio.core.patches import split_bounds  # noqa: E402
+from srbio.core.patches import band, split_bounds  # noqa: E402
 from srbio.inference import TiledPredictor, resolve_device  # noqa: E402
 from srbio.io import read_image, read_ome_zarr_attrs  # noqa: E402
 from srbio.io.atomic import atomic_path  # noqa: E402
@@ -26,12 +26,6 @@ from srbio.stages.common import read_json, write_json  # noqa: E402
 log = logging.getLogger(__name__)
 
 METHODS = ("nearest", "bicubic", "network")
-
-
-def _test_region(arr: np.ndarray, axis: int, bounds: tuple[int, int], factor: int) -> np.ndarray:
-    idx = [slice(None)] * arr.ndim
-    idx[axis] = slice(bounds[0] * factor, bounds[1] * factor)
-    return arr[tuple(idx)]
 
 
 def _figure(path: Path, name: str, images: dict[str, np.ndarray], hr_range: tuple[float, float]
@@ -93,8 +87,8 @@ def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.Pat
         lr, _ = read_image(d / "lr.tif")
         hr, _ = read_image(d / "hr.tif")
         bounds = split_bounds(lr.shape[axis], split.val_fraction, split.test_fraction)["test"]
-        lr_t = _test_region(lr, axis, bounds, 1).astype(np.float32)
-        hr_t = _test_region(hr, axis, bounds, scale).astype(np.float32)
+        lr_t = band(lr, axis, bounds).astype(np.float32)
+        hr_t = band(hr, axis, bounds, scale).astype(np.float32)
         if lr_t.shape[axis] < 4:
             raise ValueError(f"{d}: the test region is only {lr_t.shape[axis]} pixels; raise "
                              f"split.test_fraction")

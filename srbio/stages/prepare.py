@@ -11,7 +11,7 @@ import numpy as np
 
 from srbio.config import NormaliseConfig, PatchesConfig, SplitConfig
 from srbio.core.normalise import estimate_range
-from srbio.core.patches import sample_patches, split_bounds, to_uint16
+from srbio.core.patches import band, sample_patches, split_bounds, to_uint16
 from srbio.io import read_image
 from srbio.io.patches import write_patches
 from srbio.stages.common import read_json, write_json
@@ -29,12 +29,6 @@ def _load_crop(crop_dir: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     return lr, hr, read_json(crop_dir / "box.json")
 
 
-def _region(arr: np.ndarray, axis: int, bounds: tuple[int, int], factor: int = 1) -> np.ndarray:
-    idx = [slice(None)] * arr.ndim
-    idx[axis] = slice(bounds[0] * factor, bounds[1] * factor)
-    return arr[tuple(idx)]
-
-
 def run_normalise(crop_dirs: Sequence[str | os.PathLike], out_json: str | os.PathLike,
                   cfg: NormaliseConfig, split: SplitConfig) -> dict:
     """Fix the normalisation of the dataset: from config, or estimated once and frozen.
@@ -48,8 +42,8 @@ def run_normalise(crop_dirs: Sequence[str | os.PathLike], out_json: str | os.Pat
         lr, hr, box = _load_crop(d)
         b = split_bounds(lr.shape[axis], split.val_fraction, split.test_fraction)
         keep = (b["train"][0], b["val"][1])
-        lr_parts.append(_region(lr, axis, keep))
-        hr_parts.append(_region(hr, axis, keep, int(box["scale"])))
+        lr_parts.append(band(lr, axis, keep))
+        hr_parts.append(band(hr, axis, keep, int(box["scale"])))
     result = {}
     for name, given, parts in (("lr", cfg.lr, lr_parts), ("hr", cfg.hr, hr_parts)):
         if given is not None:

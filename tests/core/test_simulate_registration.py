@@ -15,6 +15,12 @@ def plane(sample):
     return image[20], spacing[1:]
 
 
+def _kwargs(hr, spacing, sim):
+    """Registration arguments for a simulated pair: spacings and validity masks."""
+    return {"fixed_spacing": spacing, "moving_spacing": sim.spacing,
+            "fixed_mask": valid_mask(hr), "moving_mask": reg.erode(valid_mask(sim.lr), 1)}
+
+
 def _samples_of(image, spacing, points):
     """Linear interpolation of ``image`` at physical points (array axis order)."""
     idx = (points / np.asarray(spacing)).T
@@ -76,9 +82,8 @@ def test_affine_registration_recovers_scaling_and_shear_2d(plane):
     hr, spacing = plane
     sim = simulate_lr(hr, spacing=spacing, scale=2, seed=5, affine_strength=0.02,
                       deformation_um=0.0)
-    fixed_mask = valid_mask(hr)
-    kwargs = {"fixed_spacing": spacing, "moving_spacing": sim.spacing,
-              "fixed_mask": fixed_mask, "moving_mask": reg.erode(valid_mask(sim.lr), 1)}
+    kwargs = _kwargs(hr, spacing, sim)
+    fixed_mask = kwargs["fixed_mask"]
     pts = reg.grid_points(fixed_mask, spacing, n=2000)
     affine = reg.register(hr, sim.lr, transform="affine", **kwargs)
     rigid = reg.register(hr, sim.lr, transform="rigid", **kwargs)
@@ -116,9 +121,8 @@ def test_bspline_chain_recovers_a_smooth_deformation_and_writes_a_readable_trans
     hr, spacing = plane
     sim = simulate_lr(hr, spacing=spacing, scale=2, seed=2, deformation_um=0.15,
                       deformation_spacing_um=12.0)
-    fixed_mask = valid_mask(hr)
-    kwargs = {"fixed_spacing": spacing, "moving_spacing": sim.spacing,
-              "fixed_mask": fixed_mask, "moving_mask": reg.erode(valid_mask(sim.lr), 1)}
+    kwargs = _kwargs(hr, spacing, sim)
+    fixed_mask = kwargs["fixed_mask"]
     pts = reg.grid_points(reg.erode(fixed_mask, 20), spacing, n=2000)
     bspline = reg.register(hr, sim.lr, transform="bspline", bspline_mesh_um=8.0, **kwargs)
     affine = reg.register(hr, sim.lr, transform="affine", **kwargs)
