@@ -7,6 +7,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from pydantic import BaseModel
+
 from srbio import __version__
 
 log = logging.getLogger("srbio")
@@ -19,6 +21,15 @@ def _sections(path: str | None):
     from srbio.config import load_config
 
     return load_config(path)
+
+
+def _override(section: BaseModel, **values: object) -> BaseModel:
+    """Return ``section`` with the command-line values that were given, validated again."""
+    from srbio.config import validate_section
+
+    given = {k: v for k, v in values.items() if v is not None}
+    return validate_section(type(section), {**section.model_dump(), **given},
+                            source="command-line options")
 
 
 def _floats(values: Sequence[str] | None) -> list[float] | None:
@@ -38,8 +49,7 @@ def cmd_simulate(a: argparse.Namespace) -> None:
             raise ValueError(f"{a.config}: no simulate entry named {a.name!r}")
         params = SimulateParams(**entry.model_dump(exclude={"name", "hr", "hr_spacing"}))
         hr_spacing = hr_spacing or entry.hr_spacing
-    overrides = {k: v for k, v in (("seed", a.seed), ("scale", a.scale)) if v is not None}
-    params = params.model_copy(update=overrides)
+    params = _override(params, seed=a.seed, scale=a.scale)
     run_simulate(a.hr, a.out, params, hr_spacing=hr_spacing)
 
 
@@ -49,10 +59,8 @@ def cmd_register(a: argparse.Namespace) -> None:
     from srbio.stages.register import run_register
 
     cfg = _sections(a.config)
-    reg = cfg.registration if cfg is not None else RegisterConfig()
-    updates = {k: v for k, v in (("transform", a.transform), ("scale", a.scale),
-                                 ("metric", a.metric)) if v is not None}
-    reg = RegisterConfig.model_validate({**reg.model_dump(), **updates})
+    reg = _override(cfg.registration if cfg is not None else RegisterConfig(),
+                    transform=a.transform, scale=a.scale, metric=a.metric)
     run_register(a.fixed, a.moving, a.out, reg, fixed_spacing=_floats(a.fixed_spacing),
                  moving_spacing=_floats(a.moving_spacing), truth=a.truth)
 
@@ -91,9 +99,7 @@ def cmd_train(a: argparse.Namespace) -> None:
 
     cfg = _sections(a.config)
     model = cfg.model if cfg else ModelConfig()
-    train = cfg.train if cfg else TrainConfig()
-    if a.epochs is not None:
-        train = train.model_copy(update={"epochs": a.epochs})
+    train = _override(cfg.train if cfg else TrainConfig(), epochs=a.epochs)
     run_train(a.patches, a.normalisation, a.out, model, train, resume=a.resume,
               progress=not a.quiet)
 
@@ -104,10 +110,8 @@ def cmd_predict(a: argparse.Namespace) -> None:
     from srbio.stages.predict import run_predict
 
     cfg = _sections(a.config)
-    pred = cfg.predict if cfg else PredictConfig()
-    updates = {k: v for k, v in (("tile_shape", a.tile), ("overlap", a.overlap),
-                                 ("device", a.device), ("dtype", a.dtype)) if v is not None}
-    pred = PredictConfig.model_validate({**pred.model_dump(), **updates})
+    pred = _override(cfg.predict if cfg else PredictConfig(), tile_shape=a.tile,
+                     overlap=a.overlap, device=a.device, dtype=a.dtype)
     stats = run_predict(a.model, a.input, a.output, pred, spacing=_floats(a.spacing),
                         progress=not a.quiet)
     log.info("throughput %.3f output Mpx/s, peak RSS %.0f MB", stats["megapixels_per_second"],

@@ -197,6 +197,14 @@ def _format_error(source: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def validate_section(cls: type[BaseModel], data: dict, *, source: str) -> BaseModel:
+    """Validate one section's mapping, with the same error messages as :func:`validate_config`."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(_format_error(source, exc)) from None
+
+
 def validate_config(data: dict, *, source: str = "config") -> Config:
     """Validate a configuration mapping.
 
@@ -218,10 +226,7 @@ def validate_config(data: dict, *, source: str = "config") -> Config:
     """
     if not isinstance(data, dict):
         raise ValueError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        raise ValueError(_format_error(source, exc)) from None
+    return validate_section(Config, data, source=source)
 
 
 def load_config(path: str | os.PathLike) -> Config:

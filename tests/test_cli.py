@@ -60,3 +60,11 @@ def test_config_errors_exit_2_and_name_the_key(tmp_path):
     assert r.returncode == 2 and "unknown key 'registr'" in r.stderr
     r = srbio("schema")
     assert r.returncode == 0 and json.loads(r.stdout)["title"] == "Config"
+
+
+def test_command_line_overrides_are_validated_like_the_config(tmp_path):
+    r = srbio("train", "--patches", tmp_path / "p.zarr", "--normalisation", tmp_path / "n.json",
+              "--out", tmp_path / "t", "--epochs", "0")
+    assert r.returncode == 2
+    assert "command-line options" in r.stderr and "epochs" in r.stderr and "(got 0)" in r.stderr
+    assert not (tmp_path / "t").exists()
