@@ -29,6 +29,11 @@ def spacing_flag(flag, values):
     return f"{flag} {' '.join(str(v) for v in values)}" if values else ""
 
 
+def folders(paths):
+    """The folders holding ``paths`` (derived from a job's inputs), space-separated."""
+    return " ".join(str(Path(p).parent) for p in paths)
+
+
 def section(name):
     """JSON of one config section: a rule's params, so changing it re-runs that rule."""
     return json.dumps(CFG.model_dump(by_alias=True)[name], sort_keys=True)

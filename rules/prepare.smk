@@ -93,7 +93,7 @@ rule normalise:
     params:
         cfg=CONFIG_JSON,
         section=section("normalise") + section("split"),
-        crops=lambda w, input: " ".join(str(Path(p).parent) for p in input),
+        crops=lambda w, input: folders(input),
     log:
         f"{RES}/logs/normalise.log",
     conda:
@@ -114,7 +114,7 @@ rule patches:
     params:
         cfg=CONFIG_JSON,
         section=section("patches") + section("split"),
-        crops=lambda w, input: " ".join(str(Path(p).parent) for p in input),
+        crops=lambda w, input: folders(input),
     log:
         f"{RES}/logs/patches.log",
     conda:

@@ -36,7 +36,7 @@ rule evaluate:
     params:
         cfg=CONFIG_JSON,
         section=section("split") + section("predict"),
-        crops=lambda w, input: " ".join(str(Path(p).parent) for p in input.crops),
+        crops=lambda w, input: folders(input.crops),
     log:
         f"{RES}/logs/evaluate.log",
     conda:

@@ -8,7 +8,7 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 
-from srbio.io.tiff import open_tiff_lazy, read_tiff, write_tiff
+from srbio.io.tiff import open_tiff_lazy, write_tiff
 from srbio.io.zarr import open_zarr
 
 SUPPORTED_DTYPES = (np.dtype("uint8"), np.dtype("uint16"), np.dtype("float32"))
@@ -88,6 +88,17 @@ def read_image(
     return image, spacing
 
 
+def _open(path: Path) -> tuple[da.Array, tuple[float, ...] | None]:
+    """Open a TIFF or zarr lazily by its path: the data and the file's pixel size (or None)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if _is_zarr(path):
+        return open_zarr(path)
+    if path.suffix.lower() in _TIFF_SUFFIXES:
+        return open_tiff_lazy(path)
+    raise ValueError(f"{path}: unknown image format (expected .tif, .tiff or .zarr)")
+
+
 def open_lazy(
     path: str | os.PathLike, *, spacing: tuple[float, ...] | None = None
 ) -> tuple[da.Array, tuple[float, ...]]:
@@ -106,14 +117,7 @@ def open_lazy(
     spacing : tuple of float
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if _is_zarr(path):
-        data, file_spacing = open_zarr(path)
-    elif path.suffix.lower() in _TIFF_SUFFIXES:
-        data, file_spacing = open_tiff_lazy(path)
-    else:
-        raise ValueError(f"{path}: unknown image format (expected .tif, .tiff or .zarr)")
+    data, file_spacing = _open(path)
     check_image(data, source=str(path), check_values=False)
     chosen = spacing if spacing is not None else file_spacing
     if chosen is None:
@@ -142,9 +146,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, spacing: tuple[fl
 def read_mask(path: str | os.PathLike) -> np.ndarray:
     """Read a binary mask image (TIFF or zarr); any nonzero pixel is True."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    data = np.asarray(open_zarr(path)[0]) if _is_zarr(path) else read_tiff(path)[0]
+    data = np.asarray(_open(path)[0])
     if data.ndim not in (2, 3):
         raise ValueError(f"{path}: expected a 2D or 3D mask, got shape {data.shape}")
     return data != 0

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from srbio.config import SplitConfig
+from srbio.core.patches import split_bounds
 from srbio.io.atomic import atomic_path
 
 
@@ -38,6 +40,12 @@ def read_json(path: str | os.PathLike) -> Any:
         raise FileNotFoundError(f"{path}: file not found") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
+
+
+def split_regions(lr: np.ndarray, split: SplitConfig) -> tuple[int, dict[str, tuple[int, int]]]:
+    """The split axis of a cropped LR image and its train/val/test bounds (LR pixels)."""
+    axis = -2 if split.axis == "y" else -1
+    return axis, split_bounds(lr.shape[axis], split.val_fraction, split.test_fraction)
 
 
 def as_spacing(values: list[float] | tuple[float, ...] | None) -> tuple[float, ...] | None:

@@ -12,24 +12,24 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from scipy.ndimage import uniform_filter  # noqa: E402
 
 from srbio.config import PredictConfig, SplitConfig  # noqa: E402
 from srbio.core.metrics import nrmse, psnr, ssim, upsample  # noqa: E402
 from srbio.core.normalise import denormalise, normalise  # noqa: E402
-from srbio.core.patches import band, split_bounds  # noqa: E402
+from srbio.core.patches import band  # noqa: E402
 from srbio.inference import TiledPredictor, resolve_device  # noqa: E402
 from srbio.io import read_image, read_ome_zarr_attrs  # noqa: E402
 from srbio.io.atomic import atomic_path  # noqa: E402
 from srbio.models.checkpoint import load_model  # noqa: E402
-from srbio.stages.common import read_json, write_json  # noqa: E402
+from srbio.stages.common import read_json, split_regions, write_json  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 METHODS = ("nearest", "bicubic", "network")
 
 
-def _figure(path: Path, name: str, images: dict[str, np.ndarray], hr_range: tuple[float, float]
-            ) -> None:
+def _figure(path: Path, name: str, images: dict[str, np.ndarray]) -> None:
     """LR | bicubic | network | HR on one plane, whole test region and a zoom."""
     hr = images["HR"]
     plane = (lambda x: x[x.shape[0] // 2]) if hr.ndim == 3 else (lambda x: x)
@@ -37,11 +37,10 @@ def _figure(path: Path, name: str, images: dict[str, np.ndarray], hr_range: tupl
     lo, hi = np.percentile(ref, (0.5, 99.8))
     h, w = ref.shape
     zh, zw = min(h, 96), min(w, 96)
-    # zoom on the brightest zh×zw window
-    from scipy.ndimage import uniform_filter
+    # zoom on the brightest zh×zw window (top-left corners that keep it inside the image)
     score = uniform_filter(ref.astype(np.float32), (zh, zw))
-    cy, cx = np.unravel_index(np.argmax(score[zh // 2:h - zh // 2 + 1, zw // 2:w - zw // 2 + 1]),
-                              score[zh // 2:h - zh // 2 + 1, zw // 2:w - zw // 2 + 1].shape)
+    corners = score[zh // 2:h - zh // 2 + 1, zw // 2:w - zw // 2 + 1]
+    cy, cx = np.unravel_index(np.argmax(corners), corners.shape)
     fig, axes = plt.subplots(2, len(images), figsize=(3.2 * len(images), 6.4),
                              constrained_layout=True)
     for col, (label, img) in enumerate(images.items()):
@@ -79,14 +78,14 @@ def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.Pat
     predictor = TiledPredictor(model, scale=scale, lr_range=lr_range, hr_range=hr_range,
                                tile_shape=predict_cfg.tile_shape, overlap=predict_cfg.overlap,
                                batch_size=predict_cfg.batch_size, device=device)
-    axis = -2 if split.axis == "y" else -1
     results: dict = {"pairs": {}, "scale": scale, "normalisation": meta["normalisation"]}
     totals: dict[str, list[dict]] = {m: [] for m in METHODS}
     for d in map(Path, crop_dirs):
         name = d.name
         lr, _ = read_image(d / "lr.tif")
         hr, _ = read_image(d / "hr.tif")
-        bounds = split_bounds(lr.shape[axis], split.val_fraction, split.test_fraction)["test"]
+        axis, regions = split_regions(lr, split)
+        bounds = regions["test"]
         lr_t = band(lr, axis, bounds).astype(np.float32)
         hr_t = band(hr, axis, bounds, scale).astype(np.float32)
         if lr_t.shape[axis] < 4:
@@ -109,7 +108,7 @@ def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.Pat
         log.info("%s: %s", name, {m: round(pair[m]["psnr"], 2) for m in METHODS})
         _figure(out_dir / f"comparison_{name}.png", name,
                 {"LR (nearest)": outputs["nearest"], "bicubic": outputs["bicubic"],
-                 "network": outputs["network"], "HR": hr_t}, hr_range)
+                 "network": outputs["network"], "HR": hr_t})
     results["mean"] = {m: {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
                        for m, rows in totals.items()}
     write_json(out_dir / "metrics.json", results)

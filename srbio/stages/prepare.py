@@ -11,16 +11,12 @@ import numpy as np
 
 from srbio.config import NormaliseConfig, PatchesConfig, SplitConfig
 from srbio.core.normalise import estimate_range
-from srbio.core.patches import band, sample_patches, split_bounds, to_uint16
+from srbio.core.patches import band, sample_patches, to_uint16
 from srbio.io import read_image
 from srbio.io.patches import write_patches
-from srbio.stages.common import read_json, write_json
+from srbio.stages.common import read_json, split_regions, write_json
 
 log = logging.getLogger(__name__)
-
-
-def _axis(split: SplitConfig) -> int:
-    return -2 if split.axis == "y" else -1
 
 
 def _load_crop(crop_dir: Path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -37,10 +33,9 @@ def run_normalise(crop_dirs: Sequence[str | os.PathLike], out_json: str | os.Pat
     train and validation regions (never the held-out test region).
     """
     lr_parts, hr_parts = [], []
-    axis = _axis(split)
     for d in map(Path, crop_dirs):
         lr, hr, box = _load_crop(d)
-        b = split_bounds(lr.shape[axis], split.val_fraction, split.test_fraction)
+        axis, b = split_regions(lr, split)
         keep = (b["train"][0], b["val"][1])
         lr_parts.append(band(lr, axis, keep))
         hr_parts.append(band(hr, axis, keep, int(box["scale"])))
@@ -66,29 +61,26 @@ def run_patches(crop_dirs: Sequence[str | os.PathLike], out_path: str | os.PathL
 
     Patches are spread over the pairs in proportion to the size of their regions.
     """
-    axis = _axis(split)
     rng = np.random.default_rng(cfg.seed)
     crops = [_load_crop(Path(d)) for d in crop_dirs]
+    regions = [split_regions(lr, split) for lr, _, _ in crops]
     scales = {int(box["scale"]) for _, _, box in crops}
     if len(scales) != 1:
         raise ValueError(f"all pairs must share one scale, got {sorted(scales)}")
     scale = scales.pop()
     out: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
     for part, total in (("train", cfg.n_train), ("val", cfg.n_val)):
-        sizes = []
-        for lr, _, _ in crops:
-            b = split_bounds(lr.shape[axis], split.val_fraction, split.test_fraction)[part]
-            sizes.append(max(0, b[1] - b[0]) * lr.size / lr.shape[axis])
+        sizes = [max(0, b[part][1] - b[part][0]) * lr.size / lr.shape[axis]
+                 for (lr, _, _), (axis, b) in zip(crops, regions, strict=True)]
         weights = np.asarray(sizes) / max(sum(sizes), 1)
         counts = np.floor(weights * total).astype(int)
         counts[np.argmax(weights)] += total - counts.sum()
-        for (lr, hr, box), n in zip(crops, counts, strict=True):
+        for (lr, hr, box), (axis, b), n in zip(crops, regions, counts, strict=True):
             if n == 0:
                 continue
-            b = split_bounds(lr.shape[axis], split.val_fraction, split.test_fraction)[part]
             plr, phr = sample_patches(
                 to_uint16(lr, source=f"LR crop {box}"), to_uint16(hr, source=f"HR crop {box}"),
-                scale=scale, size=cfg.size, n=int(n), axis=axis, bounds=b,
+                scale=scale, size=cfg.size, n=int(n), axis=axis, bounds=b[part],
                 min_foreground=cfg.min_foreground, rng=rng)
             out[part][0].append(plr)
             out[part][1].append(phr)
