@@ -1,4 +1,4 @@
-# simulate (optional) -> register -> crop -> normalise -> patches
+# simulate (optional) -> register -> crop -> enhance (optional) -> normalise -> patches
 
 
 rule simulate:
@@ -67,8 +67,11 @@ rule crop:
     output:
         lr=f"{RES}/crop/{{pair}}/lr.tif",
         hr=f"{RES}/crop/{{pair}}/hr.tif",
+        mask=f"{RES}/crop/{{pair}}/mask.tif",
         box=f"{RES}/crop/{{pair}}/box.json",
     params:
+        cfg=CONFIG_JSON,
+        section=section("crop"),
         spacing=lambda w: spacing_flag("--hr-spacing", PAIRS[w.pair].hr_spacing),
     log:
         f"{RES}/logs/crop/{{pair}}.log",
@@ -79,10 +82,38 @@ rule crop:
         runtime=15,
     shell:
         "python -m srbio crop --registered $(dirname {input.metrics}) --hr {input.hr} "
-        "--out $(dirname {output.box}) {params.spacing} > {log} 2>&1"
+        "--out $(dirname {output.box}) --config {params.cfg} {params.spacing} > {log} 2>&1"
 
 
-CROPS = expand(f"{RES}/crop/{{pair}}/box.json", pair=PAIRS)
+rule enhance:
+    input:
+        crop=rules.crop.output.box,
+        psfs=[s.psf for s in CFG.enhance.steps if getattr(s, "psf", None)],
+    output:
+        lr=f"{RES}/enhance/{{pair}}/lr.tif",
+        hr=f"{RES}/enhance/{{pair}}/hr.tif",
+        mask=f"{RES}/enhance/{{pair}}/mask.tif",
+        box=f"{RES}/enhance/{{pair}}/box.json",
+        provenance=f"{RES}/enhance/{{pair}}/provenance.json",
+    params:
+        cfg=CONFIG_JSON,
+        section=section("enhance"),
+    log:
+        f"{RES}/logs/enhance/{{pair}}.log",
+    conda:
+        "../envs/srbio.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    shell:
+        "OMP_NUM_THREADS={threads} python -m srbio enhance --crop $(dirname {input.crop}) "
+        "--out $(dirname {output.box}) --config {params.cfg} > {log} 2>&1"
+
+
+# the prepared pairs: enhanced when enhance.steps is set, else as cropped
+PREPARED = "enhance" if CFG.enhance.steps else "crop"
+CROPS = expand(f"{RES}/{PREPARED}/{{pair}}/box.json", pair=PAIRS)
 
 
 rule normalise:

@@ -60,7 +60,8 @@ def cmd_register(a: argparse.Namespace) -> None:
 
     cfg = _sections(a.config)
     reg = _override(cfg.registration if cfg is not None else RegisterConfig(),
-                    transform=a.transform, scale=a.scale, metric=a.metric)
+                    transform=a.transform, scale=a.scale, metric=a.metric, init=a.init,
+                    on_failure=a.on_failure)
     run_register(a.fixed, a.moving, a.out, reg, fixed_spacing=_floats(a.fixed_spacing),
                  moving_spacing=_floats(a.moving_spacing), truth=a.truth)
 
@@ -69,7 +70,19 @@ def cmd_crop(a: argparse.Namespace) -> None:
     """Run the crop stage."""
     from srbio.stages.crop import run_crop
 
-    run_crop(a.registered, a.hr, a.out, hr_spacing=_floats(a.hr_spacing))
+    cfg = _sections(a.config)
+    run_crop(a.registered, a.hr, a.out, hr_spacing=_floats(a.hr_spacing),
+             cfg=cfg.crop if cfg is not None else None)
+
+
+def cmd_enhance(a: argparse.Namespace) -> None:
+    """Run the enhance stage."""
+    from srbio.stages.enhance import run_enhance
+
+    cfg = _sections(a.config)
+    if not cfg.enhance.steps:
+        raise ValueError(f"{a.config}: enhance.steps is empty: nothing to do")
+    run_enhance(a.crop, a.out, cfg.enhance)
 
 
 def cmd_normalise(a: argparse.Namespace) -> None:
@@ -181,18 +194,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--moving", required=True, help="LR image")
     s.add_argument("--out", required=True)
     s.add_argument("--transform", choices=["rigid", "affine", "bspline"])
-    s.add_argument("--scale", type=int)
+    s.add_argument("--scale", type=lambda v: v if v == "auto" else int(v),
+                   help="integer, or auto (rounded LR/HR pixel-size ratio)")
     s.add_argument("--metric", choices=["mattes", "correlation"])
+    s.add_argument("--init", choices=["phase", "geometry"])
+    s.add_argument("--on-failure", choices=["skip", "stop"])
     s.add_argument("--fixed-spacing", nargs="+", metavar="UM")
     s.add_argument("--moving-spacing", nargs="+", metavar="UM")
     s.add_argument("--truth", help="ground-truth transform, to report the registration error")
     s.add_argument("--config")
 
-    s = add("crop", cmd_crop, "crop a registered pair to the largest valid box")
+    s = add("crop", cmd_crop, "crop a registered pair to its valid field of view")
     s.add_argument("--registered", required=True, help="output folder of `srbio register`")
     s.add_argument("--hr", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--hr-spacing", nargs="+", metavar="UM")
+    s.add_argument("--config")
+
+    s = add("enhance", cmd_enhance, "enhance a cropped HR (deconvolve / denoise / background)")
+    s.add_argument("--crop", required=True, help="output folder of `srbio crop`")
+    s.add_argument("--out", required=True)
+    s.add_argument("--config", required=True, help="config.yaml with an enhance section")
 
     for name, func, help_ in (("normalise", cmd_normalise, "fix the normalisation values"),
                               ("patches", cmd_patches, "extract 16-bit training patches")):

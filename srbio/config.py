@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 Spacing = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=2, max_length=3)]
@@ -62,18 +62,96 @@ class Pair(Strict):
     truth: str | None = Field(None, description="ground-truth transform (HR→LR), for QC")
 
 
+class QCConfig(Strict):
+    """Pass/fail thresholds of a registered pair (checked on the LR grid, valid region only)."""
+
+    min_ncc: float = Field(0.5, ge=-1, le=1, description="normalised correlation after registration")
+    min_ncc_gain: float = Field(-0.02, ge=-1, le=2,
+                                description="NCC after minus NCC before (negative: tolerated loss)")
+    min_valid_fraction: Fraction = Field(0.2, description="fraction of the grid valid in both images")
+    max_displacement_um: float = Field(2.0, gt=0, description="largest B-spline displacement")
+
+
 class RegisterConfig(Strict):
     """Registration of each LR onto its HR."""
 
-    transform: Literal["rigid", "affine", "bspline"] | list[Literal["rigid", "affine", "bspline"]] = "affine"
-    metric: Literal["mattes", "correlation"] = "correlation"
-    scale: int = Field(2, ge=1, le=8, description="HR pixels per LR pixel laterally")
+    transform: Literal["rigid", "affine", "bspline"] | list[Literal["rigid", "affine", "bspline"]] = Field(
+        "affine", description="last stage of rigid → affine → bspline, or an explicit chain")
+    metric: Literal["mattes", "correlation"] | dict[Literal["rigid", "affine", "bspline"], Literal["mattes", "correlation"]] = Field(
+        {"rigid": "mattes", "affine": "mattes", "bspline": "correlation"},
+        description="one metric for every stage, or one per stage")
+    init: Literal["phase", "geometry"] = Field(
+        "phase", description="coarse start: rotation search + phase correlation, or image centres")
+    max_rotation_deg: float = Field(10.0, ge=0, le=45, description="rotation range of the phase start")
+    scale: int | Literal["auto"] = Field(
+        2, description="HR pixels per LR pixel laterally (1–8), or auto: the rounded pixel-size ratio")
     shrink_factors: list[Annotated[int, Field(ge=1)]] = [4, 2, 1]
     iterations: int = Field(300, ge=1)
     samples: int = Field(200_000, ge=1000)
-    bspline_mesh_um: float = Field(8.0, gt=0)
+    bspline_mesh_um: float = Field(8.0, gt=0, description="final B-spline control-point spacing, µm")
+    bspline_levels: int = Field(2, ge=1, le=4, description="B-spline mesh refinement levels")
     fill: float | Literal["auto"] | None = Field("auto", description="fill value of invalid regions")
     erode_px: int = Field(1, ge=0, description="margin removed from the valid region (LR px)")
+    qc: QCConfig = QCConfig()
+    on_failure: Literal["skip", "stop"] = Field(
+        "stop", description="a pair failing QC: stop the workflow, or leave it out of training")
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_range(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 8:
+            raise ValueError(f"scale must be 1..8 or 'auto', got {v}")
+        return v
+
+
+class CropConfig(Strict):
+    """Crop of each registered pair; the valid mask always travels with the crop."""
+
+    box: Literal["valid_bbox", "all_valid"] = Field(
+        "valid_bbox", description="bounding box of the valid field of view (patches and metrics "
+        "then follow the mask), or the largest box holding no invalid pixel")
+
+
+class Deconvolve(Strict):
+    """Richardson–Lucy deconvolution with a measured PSF file, or a Gaussian PSF from optics."""
+
+    kind: Literal["deconvolve"]
+    psf: str | None = Field(None, description="PSF TIFF (with its pixel size); else na/wavelength")
+    psf_spacing: Spacing | None = Field(None, description="overrides the PSF file's pixel size")
+    na: float | None = Field(None, gt=0, description="numerical aperture (Gaussian PSF)")
+    wavelength_nm: float | None = Field(None, gt=0, description="emission wavelength (Gaussian PSF)")
+    refractive_index: float = Field(1.33, ge=1)
+    iterations: int = Field(10, ge=1, le=500)
+    tv_weight: float = Field(0.0, ge=0, le=0.1, description="total-variation regularisation")
+
+    @model_validator(mode="after")
+    def _psf_given(self) -> Deconvolve:
+        if self.psf is None and (self.na is None or self.wavelength_nm is None):
+            raise ValueError("deconvolve needs a psf file, or both na and wavelength_nm")
+        return self
+
+
+class Denoise(Strict):
+    """Non-local means (scikit-image), plane by plane."""
+
+    kind: Literal["denoise"]
+    strength: float = Field(0.8, gt=0, description="h = strength × estimated noise sigma")
+    patch_size: int = Field(5, ge=3)
+    patch_distance: int = Field(6, ge=1)
+
+
+class Background(Strict):
+    """Background subtraction, plane by plane."""
+
+    kind: Literal["background"]
+    method: Literal["rolling_ball", "gaussian"] = "rolling_ball"
+    radius_um: float = Field(5.0, gt=0)
+
+
+class EnhanceConfig(Strict):
+    """Optional enhancement of the HR images (off by default): steps applied in order."""
+
+    steps: list[Annotated[Deconvolve | Denoise | Background, Field(discriminator="kind")]] = []
 
 
 class SplitConfig(Strict):
@@ -166,6 +244,8 @@ class Config(Strict):
     simulate: list[SimulateEntry] = []
     pairs: list[Pair] = Field(min_length=1)
     registration: RegisterConfig = Field(RegisterConfig(), alias="register")
+    crop: CropConfig = CropConfig()
+    enhance: EnhanceConfig = EnhanceConfig()
     split: SplitConfig = SplitConfig()
     normalise: NormaliseConfig = NormaliseConfig()
     patches: PatchesConfig = PatchesConfig()

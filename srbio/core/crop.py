@@ -1,4 +1,4 @@
-"""Largest axis-aligned box of valid pixels, and scaling boxes between LR and HR grids."""
+"""Crop boxes of valid pixels (bounding box, or largest all-valid box) and LR↔HR box scaling."""
 
 from __future__ import annotations
 
@@ -80,6 +80,33 @@ def largest_valid_box(mask: np.ndarray) -> Box:
             if area * (z1 - z0) > best_vol:
                 best_vol, best_box = area * (z1 - z0), ((z0, z1), *rect)
     return best_box
+
+
+def valid_bbox(mask: np.ndarray) -> Box:
+    """Smallest axis-aligned box holding every True pixel of ``mask`` (the valid field of view).
+
+    Raises
+    ------
+    ValueError
+        If the mask holds no valid pixel.
+    """
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        raise ValueError("the valid-region mask is empty: the two images share no valid pixel")
+    box = []
+    for axis in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append((int(hit[0]), int(hit[-1]) + 1))
+    return tuple(box)
+
+
+def expand_mask(mask: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    """Mask of the fine grid: every coarse pixel repeated ``factors`` times per axis."""
+    out = np.asarray(mask, bool)
+    for axis, f in enumerate(factors):
+        if f > 1:
+            out = np.repeat(out, f, axis=axis)
+    return out
 
 
 def scale_box(box: Box, scale: tuple[int, ...]) -> Box:

@@ -7,26 +7,58 @@ from scipy import ndimage as ndi
 from skimage.metrics import structural_similarity
 
 
-def psnr(pred: np.ndarray, target: np.ndarray, *, data_range: float) -> float:
-    """Peak signal-to-noise ratio in dB."""
-    mse = float(np.mean((np.asarray(pred, np.float64) - np.asarray(target, np.float64)) ** 2))
+def _pixels(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    p, t = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    if mask is None:
+        return p.ravel(), t.ravel()
+    if not mask.any():
+        raise ValueError("the evaluation mask holds no valid pixel")
+    return p[mask], t[mask]
+
+
+def psnr(pred: np.ndarray, target: np.ndarray, *, data_range: float,
+         mask: np.ndarray | None = None) -> float:
+    """Peak signal-to-noise ratio in dB (over ``mask`` when given)."""
+    p, t = _pixels(pred, target, mask)
+    mse = float(np.mean((p - t) ** 2))
     return float("inf") if mse == 0 else float(10 * np.log10(data_range ** 2 / mse))
 
 
-def nrmse(pred: np.ndarray, target: np.ndarray) -> float:
-    """Root-mean-square error divided by the target's standard deviation."""
-    t = np.asarray(target, np.float64)
-    return float(np.sqrt(np.mean((np.asarray(pred, np.float64) - t) ** 2)) / t.std())
+def nrmse(pred: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None = None) -> float:
+    """Root-mean-square error divided by the target's standard deviation (over ``mask``)."""
+    p, t = _pixels(pred, target, mask)
+    return float(np.sqrt(np.mean((p - t) ** 2)) / t.std())
 
 
-def ssim(pred: np.ndarray, target: np.ndarray, *, data_range: float) -> float:
-    """Mean 2D SSIM (plane by plane for stacks)."""
+def ssim(pred: np.ndarray, target: np.ndarray, *, data_range: float,
+         mask: np.ndarray | None = None, win_size: int = 7) -> float:
+    """Mean 2D SSIM (plane by plane for stacks).
+
+    With ``mask``, the SSIM map is averaged over the pixels whose whole ``win_size`` window
+    lies inside the mask, so invalid pixels never enter a window.
+    """
     p = np.asarray(pred, np.float64)
     t = np.asarray(target, np.float64)
+    m = None if mask is None else np.asarray(mask, bool)
     if p.ndim == 2:
         p, t = p[None], t[None]
-    return float(np.mean([structural_similarity(a, b, data_range=data_range)
-                          for a, b in zip(p, t, strict=True)]))
+        m = None if m is None else m[None]
+    values, weights = [], []
+    for i, (a, b) in enumerate(zip(p, t, strict=True)):
+        if m is None:
+            values.append(structural_similarity(a, b, data_range=data_range, win_size=win_size))
+            weights.append(1.0)
+            continue
+        inner = ndi.binary_erosion(m[i], np.ones((win_size, win_size), bool), border_value=0)
+        if inner.any():
+            smap = structural_similarity(a, b, data_range=data_range, win_size=win_size,
+                                         full=True)[1]
+            values.append(float(smap[inner].mean()))
+            weights.append(float(inner.sum()))
+    if not values:
+        raise ValueError(f"no {win_size}×{win_size} SSIM window fits inside the evaluation mask")
+    return float(np.average(values, weights=weights))
 
 
 def upsample(image: np.ndarray, scale: int, *, order: int) -> np.ndarray:

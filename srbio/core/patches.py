@@ -36,6 +36,22 @@ def to_uint16(image: np.ndarray, *, source: str) -> np.ndarray:
     return np.rint(image).astype(np.uint16)
 
 
+def window_corners(mask: np.ndarray, size: int) -> np.ndarray:
+    """Top-left corners ``(z, y, x)`` whose ``size × size`` window of ``mask`` is all True.
+
+    ``mask`` is ``zyx``; the result has shape ``(z, y - size + 1, x - size + 1)`` (summed-area
+    table per plane).
+    """
+    m = np.asarray(mask, bool)
+    if m.shape[-2] < size or m.shape[-1] < size:
+        return np.zeros((m.shape[0], 0, 0), bool)
+    table = np.zeros((m.shape[0], m.shape[1] + 1, m.shape[2] + 1), np.int64)
+    table[:, 1:, 1:] = m.cumsum(1).cumsum(2)
+    sums = (table[:, size:, size:] - table[:, :-size, size:] - table[:, size:, :-size]
+            + table[:, :-size, :-size])
+    return sums == size * size
+
+
 def sample_patches(
     lr: np.ndarray,
     hr: np.ndarray,
@@ -48,6 +64,7 @@ def sample_patches(
     min_foreground: float = 0.05,
     threshold: float | None = None,
     rng: np.random.Generator,
+    mask: np.ndarray | None = None,
     max_tries: int = 50,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n`` random 2D patch pairs lying entirely inside ``bounds`` along ``axis``.
@@ -73,6 +90,8 @@ def sample_patches(
         Foreground threshold of HR; Otsu's of ``hr`` when omitted.
     rng : numpy.random.Generator
         Random source.
+    mask : numpy.ndarray of bool, optional
+        Valid pixels of the LR grid (same shape as ``lr``): every patch lies entirely inside.
     max_tries : int
         Candidates tried per patch.
 
@@ -83,6 +102,7 @@ def sample_patches(
     """
     if lr.ndim == 2:
         lr, hr = lr[None], hr[None]
+        mask = None if mask is None else mask[None]
     ly, lx = lr.shape[-2:]
     lo = [0, 0]
     hi = [ly, lx]
@@ -91,6 +111,13 @@ def sample_patches(
     if hi[0] - lo[0] < size or hi[1] - lo[1] < size:
         raise ValueError(f"region {tuple(zip(lo, hi, strict=True))} of the LR crop is smaller "
                          f"than the patch size {size}: lower patches.size or enlarge the split")
+    corners = window_corners(mask if mask is not None else np.ones(lr.shape, bool), size)
+    region = np.zeros(corners.shape, bool)
+    region[:, lo[0]:hi[0] - size + 1, lo[1]:hi[1] - size + 1] = True
+    allowed = np.flatnonzero(corners & region)
+    if allowed.size == 0:
+        raise ValueError(f"no {size}×{size} patch fits inside the valid region within "
+                         f"{tuple(zip(lo, hi, strict=True))}: lower patches.size")
     if threshold is None:
         threshold = float(threshold_otsu(hr[:, :: max(1, hr.shape[1] // 256),
                                             :: max(1, hr.shape[2] // 256)]))
@@ -99,9 +126,8 @@ def sample_patches(
     for k in range(n):
         best, best_fg = None, -1.0
         for _ in range(max_tries):
-            z = int(rng.integers(0, lr.shape[0]))
-            y = int(rng.integers(lo[0], hi[0] - size + 1))
-            x = int(rng.integers(lo[1], hi[1] - size + 1))
+            z, y, x = (int(v) for v in np.unravel_index(allowed[rng.integers(allowed.size)],
+                                                         corners.shape))
             hp = hr[z, y * scale:(y + size) * scale, x * scale:(x + size) * scale]
             fg = float((hp > threshold).mean())
             if fg > best_fg:

@@ -14,10 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
+from skimage.registration import phase_cross_correlation
 
 log = logging.getLogger(__name__)
 
 TRANSFORMS = ("rigid", "affine", "bspline")
+METRICS = ("mattes", "correlation")
+DEFAULT_METRICS = {"rigid": "mattes", "affine": "mattes", "bspline": "correlation"}
+MIN_STEP_UM = 1e-4  # µm; finer steps cost twice the time for no measurable gain
 
 
 def to_sitk(array: np.ndarray, spacing: tuple[float, ...],
@@ -103,7 +107,7 @@ def _sampling(n_pixels: int, samples: int) -> float:
 def _set_linear_optimizer(reg: sitk.ImageRegistrationMethod, iterations: int,
                           first_step_um: float) -> None:
     reg.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=first_step_um, minStep=1e-6, numberOfIterations=iterations,
+        learningRate=first_step_um, minStep=MIN_STEP_UM, numberOfIterations=iterations,
         relaxationFactor=0.6, gradientMagnitudeTolerance=1e-8)
     reg.SetOptimizerScalesFromPhysicalShift()
 
@@ -112,14 +116,10 @@ def _run_stage(fixed: sitk.Image, moving: sitk.Image, initial: sitk.Transform,
                *, moving_initial: sitk.Transform | None, kind: str, metric: str,
                fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
                shrink: list[int], smooth_um: list[float], iterations: int, samples: int,
-               seed: int) -> tuple[sitk.Transform, float, int]:
+               seed: int, mesh_factors: list[int] | None = None
+               ) -> tuple[sitk.Transform, float, int]:
     reg = sitk.ImageRegistrationMethod()
-    if metric == "mattes":
-        reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
-    elif metric == "correlation":
-        reg.SetMetricAsCorrelation()
-    else:
-        raise ValueError(f"unknown registration metric {metric!r} (expected 'mattes' or 'correlation')")
+    _set_metric(reg, metric)
     n_fixed = int(np.prod(fixed.GetSize()))
     fractions = [_sampling(n_fixed // (f ** fixed.GetDimension()), samples) for f in shrink]
     if min(fractions) < 1.0:
@@ -134,6 +134,11 @@ def _run_stage(fixed: sitk.Image, moving: sitk.Image, initial: sitk.Transform,
     if moving_mask is not None:
         reg.SetMetricMovingMask(moving_mask)
     reg.SetInterpolator(sitk.sitkLinear)
+    # gradients by central differences at each sample, consistent with the linearly
+    # interpolated metric value; ITK's default gradient of a Gaussian-smoothed image biases
+    # gradient-based optimisers away from the metric's optimum (0.2 → 0.03 px, rigid 2D)
+    reg.MetricUseMovingImageGradientFilterOff()
+    reg.MetricUseFixedImageGradientFilterOff()
     reg.SetShrinkFactorsPerLevel(shrink)
     reg.SetSmoothingSigmasPerLevel(smooth_um)
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
@@ -148,11 +153,152 @@ def _run_stage(fixed: sitk.Image, moving: sitk.Image, initial: sitk.Transform,
         _set_linear_optimizer(reg, iterations, 1.0 if kind == "rigid" else 0.1)
     if moving_initial is not None:
         reg.SetMovingInitialTransform(moving_initial)
-    reg.SetInitialTransform(initial, inPlace=False)
+    if mesh_factors is not None:
+        reg.SetInitialTransformAsBSpline(initial, inPlace=False, scaleFactors=mesh_factors)
+    else:
+        reg.SetInitialTransform(initial, inPlace=False)
     iters = [0]
     reg.AddCommand(sitk.sitkIterationEvent, lambda: iters.__setitem__(0, iters[0] + 1))
     out = reg.Execute(fixed, moving)
     return out, float(reg.GetMetricValue()), iters[0]
+
+
+def _set_metric(reg: sitk.ImageRegistrationMethod, metric: str) -> None:
+    if metric == "mattes":
+        reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
+    elif metric == "correlation":
+        reg.SetMetricAsCorrelation()
+    else:
+        raise ValueError(f"unknown registration metric {metric!r} (expected one of {METRICS})")
+
+
+def metric_value(fixed: np.ndarray, moving: np.ndarray, transform: sitk.Transform, *,
+                 fixed_spacing: tuple[float, ...], moving_spacing: tuple[float, ...],
+                 metric: str, fixed_mask: np.ndarray | None = None,
+                 moving_mask: np.ndarray | None = None) -> float:
+    """Value of a registration metric (lower is better) for ``transform``, every pixel sampled.
+
+    ``mattes`` is minus the Mattes mutual information, ``correlation`` minus the squared
+    normalised correlation, as SimpleITK defines them.
+    """
+    reg = sitk.ImageRegistrationMethod()
+    _set_metric(reg, metric)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetMetricSamplingStrategy(reg.NONE)
+    if fixed_mask is not None:
+        reg.SetMetricFixedMask(to_sitk(fixed_mask.astype(np.uint8), fixed_spacing))
+    if moving_mask is not None:
+        reg.SetMetricMovingMask(to_sitk(moving_mask.astype(np.uint8), moving_spacing))
+    reg.SetInitialTransform(transform)
+    try:
+        return float(reg.MetricEvaluate(to_sitk(fixed.astype(np.float32), fixed_spacing),
+                                        to_sitk(moving.astype(np.float32), moving_spacing)))
+    except RuntimeError:  # too few overlapping samples
+        return float("nan")
+
+
+def choose_scale(fixed_spacing: tuple[float, ...], moving_spacing: tuple[float, ...]) -> int:
+    """Integer lateral scale closest to the LR/HR pixel-size ratio (at least 1).
+
+    With non-integer ratios (0.65 µm LR vs 0.2 µm HR: 3.25) the LR is resampled onto the grid
+    of spacing ``hr_spacing × scale`` aligned with HR, so the pairs are exactly ``scale`` apart.
+    """
+    ratio = float(np.mean(np.asarray(moving_spacing[-2:]) / np.asarray(fixed_spacing[-2:])))
+    return max(1, int(round(ratio)))
+
+
+def _coarse(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...],
+            coarse: tuple[float, ...]) -> tuple[sitk.Image, sitk.Image]:
+    """Smooth (anti-alias) and resample an image and its mask onto a coarse grid."""
+    fill = float(image[mask].mean()) if mask.any() else 0.0
+    img = to_sitk(np.where(mask, image, fill).astype(np.float32), spacing)
+    # anti-aliasing; the recursive filter needs every sigma > 0 (1 % of a pixel: no blur)
+    sigma = [max(0.01 * s, (c - s) / 2) for c, s in zip(coarse[::-1], img.GetSpacing(),
+                                                        strict=True)]
+    img = sitk.SmoothingRecursiveGaussian(img, sigma)
+    size = [max(1, int(n * s / c)) for n, s, c in zip(img.GetSize(), img.GetSpacing(),
+                                                          coarse[::-1], strict=True)]
+    ref = sitk.Image(size, sitk.sitkFloat32)
+    ref.SetSpacing(tuple(float(c) for c in coarse[::-1]))
+    ref.SetOrigin(tuple((c - s) / 2 for c, s in zip(coarse[::-1], img.GetSpacing(), strict=True)))
+    ident = sitk.Transform(image.ndim, sitk.sitkIdentity)
+    small = sitk.Resample(img, ref, ident, sitk.sitkLinear, fill)
+    m = sitk.Resample(to_sitk(mask.astype(np.uint8), spacing), ref, ident,
+                      sitk.sitkNearestNeighbor, 0)
+    return small, m
+
+
+def coarse_alignment(fixed: np.ndarray, moving: np.ndarray, *,
+                     fixed_spacing: tuple[float, ...], moving_spacing: tuple[float, ...],
+                     fixed_mask: np.ndarray | None = None, moving_mask: np.ndarray | None = None,
+                     max_rotation_deg: float = 10.0, rotation_step_deg: float = 2.0,
+                     max_size: int = 64) -> tuple[sitk.Transform, dict]:
+    """Rigid start that survives large offsets: rotation search + masked phase correlation.
+
+    Both images are anti-aliased and resampled onto one coarse grid (at most ``max_size``
+    pixels laterally). For every in-plane rotation of the moving image in
+    ``±max_rotation_deg`` the translation comes from masked phase correlation (invalid
+    regions excluded), and the pair with the highest normalised correlation of the overlap
+    wins. Returns an Euler transform (HR physical → LR physical, centred on the HR) and a
+    summary of the search.
+    """
+    ndim = fixed.ndim
+    fmask = np.ones(fixed.shape, bool) if fixed_mask is None else fixed_mask
+    mmask = np.ones(moving.shape, bool) if moving_mask is None else moving_mask
+    extent = max(n * s for n, s in zip(fixed.shape[-2:], fixed_spacing[-2:], strict=True))
+    lateral = max(2 * max(moving_spacing[-2:]), extent / max_size)
+    coarse = ((max(fixed_spacing[0], moving_spacing[0]),) if ndim == 3 else ()) + (lateral,) * 2
+    f_img, f_m = _coarse(fixed, fmask, fixed_spacing, coarse)
+    m_img, m_m = _coarse(moving, mmask, moving_spacing, coarse)
+    f_arr, f_ok = sitk.GetArrayFromImage(f_img), sitk.GetArrayFromImage(f_m).astype(bool)
+    m_centre = m_img.TransformContinuousIndexToPhysicalPoint(
+        [(n - 1) / 2 for n in m_img.GetSize()])
+    f_centre = f_img.TransformContinuousIndexToPhysicalPoint(
+        [(n - 1) / 2 for n in f_img.GetSize()])
+    angles = np.arange(-max_rotation_deg, max_rotation_deg + 1e-9, rotation_step_deg) \
+        if max_rotation_deg > 0 else np.zeros(1)
+    best = None
+    for angle in sorted(angles, key=abs):
+        rot = sitk.Euler3DTransform() if ndim == 3 else sitk.Euler2DTransform()
+        rot.SetCenter(m_centre)
+        if ndim == 3:
+            rot.SetRotation(0.0, 0.0, float(np.deg2rad(angle)))
+        else:
+            rot.SetAngle(float(np.deg2rad(angle)))
+        # the rotated moving image, on the fixed coarse grid: moved(u) = moving(R(u - c) + c)
+        mov = sitk.GetArrayFromImage(sitk.Resample(m_img, f_img, rot, sitk.sitkLinear, 0.0))
+        mov_ok = sitk.GetArrayFromImage(sitk.Resample(m_m, f_img, rot,
+                                                      sitk.sitkNearestNeighbor, 0)).astype(bool)
+        if mov_ok.sum() < 0.05 * mov_ok.size:
+            continue
+        shift = phase_cross_correlation(f_arr, mov, reference_mask=f_ok, moving_mask=mov_ok,
+                                        overlap_ratio=0.2)[0]
+        shift = np.rint(shift).astype(int)
+        moved = ndi.shift(mov, shift, order=0, cval=0.0)
+        ok = ndi.shift(mov_ok, shift, order=0, cval=False) & f_ok
+        if ok.sum() < 0.05 * ok.size:
+            continue
+        score = ncc(f_arr, moved, ok)
+        if best is None or score > best[0]:
+            best = (score, angle, shift, rot)
+    if best is None:
+        raise ValueError("coarse alignment found no overlap between the images at any rotation "
+                         "or shift: do they show the same sample, with correct pixel sizes?")
+    score, angle, shift, rot = best
+    # fixed x -> rotated-moving u = x - shift*c -> moving R(u - m_c) + m_c
+    shift_um = np.asarray(shift, float)[::-1] * np.asarray(f_img.GetSpacing())
+    out = sitk.Euler3DTransform() if ndim == 3 else sitk.Euler2DTransform()
+    out.SetCenter(f_centre)
+    if ndim == 3:
+        out.SetRotation(0.0, 0.0, float(np.deg2rad(angle)))
+    else:
+        out.SetAngle(float(np.deg2rad(angle)))
+    matrix = np.asarray(rot.GetMatrix()).reshape(ndim, ndim)
+    fc, mc = np.asarray(f_centre), np.asarray(m_centre)
+    out.SetTranslation(tuple(matrix @ (fc - shift_um - mc) + mc - fc))
+    summary = {"rotation_deg": float(angle), "shift_um": [float(v) for v in shift_um[::-1]],
+               "ncc": float(score), "coarse_spacing_um": [float(c) for c in coarse]}
+    return out, summary
 
 
 def _unwrap(t: sitk.Transform) -> sitk.Transform:
@@ -171,13 +317,16 @@ def register(
     fixed_spacing: tuple[float, ...],
     moving_spacing: tuple[float, ...],
     transform: str | list[str] = "affine",
-    metric: str = "correlation",
+    metric: str | dict[str, str] | None = None,
     fixed_mask: np.ndarray | None = None,
     moving_mask: np.ndarray | None = None,
     shrink_factors: tuple[int, ...] = (4, 2, 1),
     iterations: int = 300,
     samples: int = 200_000,
     bspline_mesh_um: float = 8.0,
+    bspline_levels: int = 2,
+    init: str = "phase",
+    max_rotation_deg: float = 10.0,
     seed: int = 1,
 ) -> RegistrationResult:
     """Register ``moving`` (LR) onto ``fixed`` (HR) in physical space.
@@ -195,8 +344,11 @@ def register(
     transform : str or list of str
         ``"rigid"``, ``"affine"``, ``"bspline"`` (implies the preceding stages), or a list
         such as ``["rigid", "bspline"]``.
-    metric : {"mattes", "correlation"}
-        Similarity metric.
+    metric : str or dict, optional
+        ``"mattes"`` or ``"correlation"`` for every stage, or one per stage
+        (``{"rigid": …, "affine": …, "bspline": …}``). Default :data:`DEFAULT_METRICS`:
+        Mattes for the linear stages (correlation biases z by ~0.7 px on the 3D sample),
+        correlation for B-spline (Mattes over-fits the deformation: 0.68 vs 0.28 px, 2D).
     fixed_mask, moving_mask : numpy.ndarray of bool, optional
         Pixels outside are excluded from the metric (black borders, fill regions).
     shrink_factors : tuple of int
@@ -206,7 +358,16 @@ def register(
     samples : int
         Metric samples per level (random sampling).
     bspline_mesh_um : float
-        Control-point spacing of the B-spline grid, µm.
+        Final control-point spacing of the B-spline grid, µm.
+    bspline_levels : int
+        B-spline mesh refinement levels: the first level's mesh is ``2**(levels-1)`` times
+        coarser, each later level doubles it, ending at ``bspline_mesh_um``.
+    init : {"phase", "geometry"}
+        Starting point: rotation search + masked phase correlation on a coarse grid
+        (:func:`coarse_alignment`, survives large shifts and rotations), or the centres of the
+        two images put on top of each other.
+    max_rotation_deg : float
+        Rotation range searched by the ``phase`` start.
     seed : int
         Seed of the metric sampling.
 
@@ -217,7 +378,10 @@ def register(
     """
     if fixed.ndim != moving.ndim:
         raise ValueError(f"fixed is {fixed.ndim}D but moving is {moving.ndim}D; both must match")
+    if init not in ("phase", "geometry"):
+        raise ValueError(f"unknown init {init!r} (expected 'phase' or 'geometry')")
     chain = _chain(transform)
+    metrics = stage_metrics(metric)
     start = time.perf_counter()
     f_img = to_sitk(fixed.astype(np.float32), fixed_spacing)
     m_img = to_sitk(moving.astype(np.float32), moving_spacing)
@@ -226,18 +390,28 @@ def register(
               if moving_mask is not None else None)
     ndim = fixed.ndim
     base = sitk.Euler3DTransform() if ndim == 3 else sitk.Euler2DTransform()
-    current: sitk.Transform = sitk.CenteredTransformInitializer(
-        f_img, m_img, base, sitk.CenteredTransformInitializerFilter.GEOMETRY)
+    stages = []
+    t0 = time.perf_counter()
+    if init == "phase":
+        current, summary = coarse_alignment(
+            fixed, moving, fixed_spacing=fixed_spacing, moving_spacing=moving_spacing,
+            fixed_mask=fixed_mask, moving_mask=moving_mask, max_rotation_deg=max_rotation_deg)
+        stages.append({"transform": "init-phase", **summary,
+                       "seconds": round(time.perf_counter() - t0, 3)})
+        log.info("coarse start: rotation %.1f°, shift %s µm (NCC %.3f)",
+                 summary["rotation_deg"], np.round(summary["shift_um"], 2), summary["ncc"])
+    else:
+        current = sitk.CenteredTransformInitializer(
+            f_img, m_img, base, sitk.CenteredTransformInitializerFilter.GEOMETRY)
     coarse = max(moving_spacing)
     smooth = [coarse * f / 2 for f in shrink_factors]
     shrink = list(shrink_factors)
-    stages = []
     for kind in chain:
         t0 = time.perf_counter()
         if kind == "rigid":
             init = current if current.GetName().startswith("Euler") else base
             out, value, n_it = _run_stage(
-                f_img, m_img, init, moving_initial=None, kind=kind, metric=metric,
+                f_img, m_img, init, moving_initial=None, kind=kind, metric=metrics[kind],
                 fixed_mask=f_mask, moving_mask=m_mask, shrink=shrink, smooth_um=smooth,
                 iterations=iterations, samples=samples, seed=seed)
             current = _unwrap(out)
@@ -249,19 +423,22 @@ def register(
                 aff.SetTranslation(cur.GetTranslation())
                 aff.SetCenter(cur.GetCenter())
             out, value, n_it = _run_stage(
-                f_img, m_img, aff, moving_initial=None, kind=kind, metric=metric,
+                f_img, m_img, aff, moving_initial=None, kind=kind, metric=metrics[kind],
                 fixed_mask=f_mask, moving_mask=m_mask, shrink=shrink, smooth_um=smooth,
                 iterations=iterations, samples=samples, seed=seed)
             current = _unwrap(out)
         else:  # bspline, composed after the linear part
             extent = [sz * sp for sz, sp in zip(f_img.GetSize(), f_img.GetSpacing(), strict=True)]
-            mesh = [max(1, int(round(e / bspline_mesh_um))) for e in extent]
+            first = bspline_mesh_um * 2 ** (bspline_levels - 1)
+            mesh = [max(1, int(round(e / first))) for e in extent]
             bsp = sitk.BSplineTransformInitializer(f_img, mesh, order=3)
+            levels = ([1] * bspline_levels + shrink)[-bspline_levels:]
             out, value, n_it = _run_stage(
-                f_img, m_img, bsp, moving_initial=current, kind=kind, metric=metric,
-                fixed_mask=f_mask, moving_mask=m_mask, shrink=shrink[-2:],
-                smooth_um=smooth[-2:], iterations=min(iterations, 100), samples=samples,
-                seed=seed)
+                f_img, m_img, bsp, moving_initial=current, kind=kind, metric=metrics[kind],
+                fixed_mask=f_mask, moving_mask=m_mask, shrink=levels,
+                smooth_um=[coarse * f / 2 for f in levels], iterations=min(iterations, 100),
+                samples=samples, seed=seed,
+                mesh_factors=[2 ** k for k in range(bspline_levels)])
             comp = sitk.CompositeTransform(ndim)
             comp.AddTransform(current)
             comp.AddTransform(_unwrap(out))
@@ -269,8 +446,26 @@ def register(
         stages.append({"transform": kind, "metric": value, "iterations": n_it,
                        "seconds": round(time.perf_counter() - t0, 3)})
         log.info("registration stage %s: metric %.5f after %d iterations", kind, value, n_it)
-    return RegistrationResult(current, stages[-1]["metric"], stages,
+    return RegistrationResult(_unwrap(current), stages[-1]["metric"], stages,
                               time.perf_counter() - start)
+
+
+def stage_metrics(metric: str | dict[str, str] | None) -> dict[str, str]:
+    """Metric of every stage from one name, a partial mapping, or the defaults."""
+    if metric is None:
+        return dict(DEFAULT_METRICS)
+    if isinstance(metric, str):
+        out = dict.fromkeys(TRANSFORMS, metric)
+    else:
+        unknown = set(metric) - set(TRANSFORMS)
+        if unknown:
+            raise ValueError(f"metric given for unknown stages {sorted(unknown)} "
+                             f"(stages: {TRANSFORMS})")
+        out = {**DEFAULT_METRICS, **metric}
+    bad = {k: v for k, v in out.items() if v not in METRICS}
+    if bad:
+        raise ValueError(f"unknown registration metric {bad} (expected one of {METRICS})")
+    return out
 
 
 def _chain(transform: str | list[str]) -> list[str]:

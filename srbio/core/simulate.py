@@ -16,6 +16,7 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 from scipy.signal import fftconvolve
 
+from srbio.core.enhance import prepare_psf
 from srbio.core.registration import lateral_factors, lr_grid, to_sitk
 from srbio.core.validity import valid_mask
 
@@ -73,15 +74,23 @@ def _smooth_field(shape: tuple[int, ...], spacing: tuple[float, ...], *, amplitu
 
 
 def _blur(hr: np.ndarray, spacing: tuple[float, ...], sigma_um: tuple[float, ...],
-          psf: np.ndarray | None, psf_spacing: tuple[float, ...] | None) -> np.ndarray:
+          psf: np.ndarray | None, psf_spacing: tuple[float, ...] | None,
+          valid: np.ndarray | None = None) -> np.ndarray:
+    """Blur ``hr`` by the LR optics; with ``valid``, by normalised convolution of valid pixels.
+
+    The invalid (fill) regions of the HR are missing data, not part of the sample: the LR
+    optics never saw them, so they must not bleed into the blurred signal near their edges.
+    """
+    if valid is not None:
+        w = valid.astype(np.float32)
+        num = _blur(np.where(valid, hr, 0).astype(np.float32), spacing, sigma_um, psf, psf_spacing)
+        den = _blur(w, spacing, sigma_um, psf, psf_spacing)
+        return np.where(den > 1e-3, num / np.maximum(den, 1e-3), 0).astype(np.float32)
     img = hr.astype(np.float32)
     if psf is not None:
-        if psf_spacing is None or len(psf_spacing) != psf.ndim or psf.ndim != hr.ndim:
-            raise ValueError("a PSF needs the image's dimensionality and its own pixel size")
-        zoom = [ps / s for ps, s in zip(psf_spacing, spacing, strict=True)]
-        kernel = ndi.zoom(psf.astype(np.float64), zoom, order=1)
-        kernel = np.clip(kernel - np.median(kernel), 0, None)  # remove the camera offset
-        kernel /= kernel.sum()
+        if psf_spacing is None:
+            raise ValueError("a PSF needs its own pixel size")
+        kernel = prepare_psf(psf, psf_spacing, spacing)
         return fftconvolve(np.pad(img, [(k // 2, k // 2) for k in kernel.shape], mode="edge"),
                            kernel, mode="valid")[tuple(slice(0, n) for n in hr.shape)].astype(
             np.float32)
@@ -161,7 +170,7 @@ def simulate_lr(
     pix = [(f * s) / np.sqrt(12) if f > 1 else 0.0 for f, s in zip(factors, spacing, strict=True)]
     psf_sig = ([psf_sigma_um[1]] * 2 if ndim == 2 else [psf_sigma_um[0]] + [psf_sigma_um[1]] * 2)
     sigma = tuple(float(np.hypot(a, b)) for a, b in zip(psf_sig, pix, strict=True))
-    blurred = _blur(hr, spacing, sigma, psf, psf_spacing)
+    blurred = _blur(hr, spacing, sigma, psf, psf_spacing, hr_valid)
 
     # misalignment: LR physical q -> HR physical x = A (q + o - c) + c + t, after deformation
     centre = np.array([(n - 1) * s / 2 for n, s in zip(hr.shape, spacing, strict=True)])

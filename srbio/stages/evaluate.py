@@ -19,10 +19,10 @@ from srbio.core.metrics import nrmse, psnr, ssim, upsample  # noqa: E402
 from srbio.core.normalise import denormalise, normalise  # noqa: E402
 from srbio.core.patches import band  # noqa: E402
 from srbio.inference import TiledPredictor, resolve_device  # noqa: E402
-from srbio.io import read_image, read_ome_zarr_attrs  # noqa: E402
+from srbio.io import read_ome_zarr_attrs  # noqa: E402
 from srbio.io.atomic import atomic_path  # noqa: E402
 from srbio.models.checkpoint import load_model  # noqa: E402
-from srbio.stages.common import read_json, split_regions, write_json  # noqa: E402
+from srbio.stages.common import load_crops, read_json, split_regions, write_json  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,8 @@ def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.Pat
     The network's prediction of the registered LR is compared with HR, next to nearest and
     bicubic upsampling of the same LR. Every method's output is put in HR units through the
     model's fixed normalisation (the same mapping the network gets), then metrics are computed
-    on HR-normalised values (data range 1). Writes ``metrics.json`` and one
+    on HR-normalised values (data range 1), over the valid pixels of the test region only
+    (the crop's mask). Pairs that failed registration QC are left out. Writes ``metrics.json`` and one
     ``comparison_<pair>.png`` per pair into ``out_dir``.
     """
     out_dir = Path(out_dir)
@@ -80,17 +81,16 @@ def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.Pat
                                batch_size=predict_cfg.batch_size, device=device)
     results: dict = {"pairs": {}, "scale": scale, "normalisation": meta["normalisation"]}
     totals: dict[str, list[dict]] = {m: [] for m in METHODS}
-    for d in map(Path, crop_dirs):
-        name = d.name
-        lr, _ = read_image(d / "lr.tif")
-        hr, _ = read_image(d / "hr.tif")
-        axis, regions = split_regions(lr, split)
+    for c in load_crops(crop_dirs):
+        name = c.name
+        axis, regions = split_regions(c.lr, split)
         bounds = regions["test"]
-        lr_t = band(lr, axis, bounds).astype(np.float32)
-        hr_t = band(hr, axis, bounds, scale).astype(np.float32)
-        if lr_t.shape[axis] < 4:
-            raise ValueError(f"{d}: the test region is only {lr_t.shape[axis]} pixels; raise "
-                             f"split.test_fraction")
+        lr_t = band(c.lr, axis, bounds).astype(np.float32)
+        hr_t = band(c.hr, axis, bounds, scale).astype(np.float32)
+        valid = band(c.hr_mask, axis, bounds, scale)
+        if lr_t.shape[axis] < 4 or not valid.any():
+            raise ValueError(f"{name}: the test region is only {lr_t.shape[axis]} pixels "
+                             f"({int(valid.sum())} valid); raise split.test_fraction")
         as_hr = denormalise(normalise(lr_t, *lr_range), *hr_range)
         outputs = {"nearest": upsample(as_hr, scale, order=0),
                    "bicubic": upsample(as_hr, scale, order=3),
@@ -99,11 +99,13 @@ def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.Pat
         pair = {}
         for method, out in outputs.items():
             pred = normalise(out, *hr_range)
-            row = {"psnr": psnr(pred, target, data_range=1.0),
-                   "ssim": ssim(pred, target, data_range=1.0), "nrmse": nrmse(pred, target)}
+            row = {"psnr": psnr(pred, target, data_range=1.0, mask=valid),
+                   "ssim": ssim(pred, target, data_range=1.0, mask=valid),
+                   "nrmse": nrmse(pred, target, mask=valid)}
             pair[method] = row
             totals[method].append(row)
         pair["test_shape_hr"] = list(hr_t.shape)
+        pair["test_valid_fraction"] = float(valid.mean())
         results["pairs"][name] = pair
         log.info("%s: %s", name, {m: round(pair[m]["psnr"], 2) for m in METHODS})
         _figure(out_dir / f"comparison_{name}.png", name,

@@ -27,7 +27,8 @@ def test_foreground_sampling_prefers_structures():
     hr[0, 150:, 150:] = 1000  # one bright corner (6% of the image)
     lr = hr[:, ::2, ::2]
     _, phr = sample_patches(lr, hr, scale=2, size=10, n=20, axis=-2, bounds=(0, 100),
-                            min_foreground=0.2, threshold=500, rng=rng)
+                            min_foreground=0.2, threshold=500, rng=rng,
+                            max_tries=200)  # P(no foreground in 200 tries) ~ 2e-6
     assert np.mean([(p > 500).mean() >= 0.2 for p in phr]) == 1.0
 
 
