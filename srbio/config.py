@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 Spacing = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=2, max_length=3)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
+TransformName = Literal["rigid", "affine", "bspline"]
+MetricName = Literal["mattes", "correlation"]
 
 
 class Strict(BaseModel):
@@ -75,9 +77,9 @@ class QCConfig(Strict):
 class RegisterConfig(Strict):
     """Registration of each LR onto its HR."""
 
-    transform: Literal["rigid", "affine", "bspline"] | list[Literal["rigid", "affine", "bspline"]] = Field(
+    transform: TransformName | list[TransformName] = Field(
         "affine", description="last stage of rigid → affine → bspline, or an explicit chain")
-    metric: Literal["mattes", "correlation"] | dict[Literal["rigid", "affine", "bspline"], Literal["mattes", "correlation"]] = Field(
+    metric: MetricName | dict[TransformName, MetricName] = Field(
         {"rigid": "mattes", "affine": "mattes", "bspline": "correlation"},
         description="one metric for every stage, or one per stage")
     init: Literal["phase", "geometry"] = Field(

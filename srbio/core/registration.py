@@ -34,7 +34,7 @@ def to_sitk(array: np.ndarray, spacing: tuple[float, ...],
     return img
 
 
-def lr_grid(hr_shape: tuple[int, ...], hr_spacing: tuple[float, ...], scale: int
+def lr_grid(hr_shape: tuple[int, ...], hr_spacing: tuple[float, ...], scale: float
             ) -> tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]]:
     """The LR grid aligned with HR: shape, spacing and origin (array axis order, HR frame).
 
@@ -43,13 +43,13 @@ def lr_grid(hr_shape: tuple[int, ...], hr_spacing: tuple[float, ...], scale: int
     ``(i*scale + (scale-1)/2) * hr_spacing``.
     """
     factors = lateral_factors(len(hr_shape), scale)
-    shape = tuple(n // f for n, f in zip(hr_shape, factors, strict=True))
+    shape = tuple(int(n // f) for n, f in zip(hr_shape, factors, strict=True))
     spacing = tuple(s * f for s, f in zip(hr_spacing, factors, strict=True))
     origin = tuple((f - 1) / 2 * s for s, f in zip(hr_spacing, factors, strict=True))
     return shape, spacing, origin
 
 
-def lateral_factors(ndim: int, scale: int) -> tuple[int, ...]:
+def lateral_factors(ndim: int, scale: float) -> tuple[float, ...]:
     """Per-axis upsampling factors: ``scale`` on y and x, 1 on z."""
     return (1,) * (ndim - 2) + (scale, scale)
 

@@ -102,7 +102,7 @@ def simulate_lr(
     hr: np.ndarray,
     *,
     spacing: tuple[float, ...],
-    scale: int = 2,
+    scale: float = 2,
     psf_sigma_um: tuple[float, float] = (0.3, 0.15),
     psf: np.ndarray | None = None,
     psf_spacing: tuple[float, ...] | None = None,
@@ -116,6 +116,8 @@ def simulate_lr(
     read_noise: float = 2.0,
     border_fraction: float = 0.04,
     fill: float | str | None = "auto",
+    rotation_deg: float | None = None,
+    shift_um: tuple[float, ...] | None = None,
     seed: int = 0,
 ) -> SimulatedLR:
     """Simulate an LR acquisition of the sample imaged in ``hr``.
@@ -126,8 +128,9 @@ def simulate_lr(
         HR image, ``yx`` or ``zyx``.
     spacing : tuple of float
         HR pixel size in µm (array axis order).
-    scale : int
-        Lateral sampling factor (LR pixels are ``scale`` times larger in y and x).
+    scale : float
+        Lateral sampling factor (LR pixels are ``scale`` times larger in y and x); need not
+        be an integer (a 0.65 µm camera pixel over a 0.2 µm one is 3.25).
     psf_sigma_um : (float, float)
         Gaussian PSF sigma (z, lateral) in µm added by the LR optics (z ignored in 2D);
         pixel integration over the LR pixel is always added.
@@ -151,6 +154,9 @@ def simulate_lr(
         Width of the black border on each lateral side, as a fraction of the LR size.
     fill : float, "auto" or None
         Fill value of invalid HR regions (see :func:`srbio.core.validity.valid_mask`).
+    rotation_deg, shift_um : optional
+        Exact in-plane rotation (degrees) and shift (µm, array axis order) instead of random
+        draws (robustness benchmarks).
     seed : int
         Random seed; the same seed gives the same acquisition.
 
@@ -158,8 +164,8 @@ def simulate_lr(
     -------
     SimulatedLR
     """
-    if scale < 1 or int(scale) != scale:
-        raise ValueError(f"scale must be a positive integer, got {scale}")
+    if not scale >= 1:
+        raise ValueError(f"scale must be at least 1, got {scale}")
     ndim = hr.ndim
     rng = np.random.default_rng(seed)
     factors = lateral_factors(ndim, scale)
@@ -183,6 +189,13 @@ def simulate_lr(
     matrix = _rotation(ndim, yaw, tilts) @ lin
     shift_max = np.array(([max_shift_um[0]] if ndim == 3 else []) + [max_shift_um[1]] * 2)
     shift = rng.uniform(-1, 1, ndim) * shift_max
+    if rotation_deg is not None:
+        yaw = float(rotation_deg)
+        matrix = _rotation(ndim, yaw, tilts) @ lin
+    if shift_um is not None:
+        if len(shift_um) != ndim:
+            raise ValueError(f"shift_um needs {ndim} values, got {list(shift_um)}")
+        shift = np.asarray(shift_um, float)
     translation = matrix @ np.asarray(lr_origin) + shift
 
     affine = sitk.AffineTransform(ndim)

@@ -23,3 +23,20 @@ def test_upsample_is_pixel_area_aligned():
     # block means of the cubic upsampling come back to the LR values inside the image
     blocks = cubic[0].reshape(3, 2, 4, 2).mean(axis=(1, 3))
     np.testing.assert_allclose(blocks[1:-1, 1:-1], lr[1:-1, 1:-1], atol=0.05)
+
+
+def test_masked_metrics_ignore_invalid_pixels():
+    rng = np.random.default_rng(1)
+    t = rng.random((40, 40))
+    p = t.copy()
+    p[:, :10] = 5.0  # garbage where the mask says invalid
+    mask = np.zeros_like(t, bool)
+    mask[:, 10:] = True
+    assert psnr(p, t, data_range=1.0, mask=mask) == float("inf")
+    assert nrmse(p, t, mask=mask) == 0.0
+    assert ssim(p, t, data_range=1.0, mask=mask) == pytest.approx(1.0)
+    assert ssim(p, t, data_range=1.0) < 0.9  # unmasked, the garbage counts
+    with pytest.raises(ValueError, match="no valid pixel"):
+        psnr(p, t, data_range=1.0, mask=np.zeros_like(mask))
+    with pytest.raises(ValueError, match="SSIM window"):
+        ssim(p, t, data_range=1.0, mask=np.eye(40, dtype=bool))

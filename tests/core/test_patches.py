@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from srbio.core.patches import sample_patches, split_bounds, to_uint16
+from srbio.core.patches import sample_patches, split_bounds, to_uint16, window_corners
 
 
 def test_split_bounds_are_disjoint_and_cover_the_axis():
@@ -39,3 +39,35 @@ def test_region_smaller_than_a_patch_and_out_of_range_floats_are_errors():
     with pytest.raises(ValueError, match="do not fit 16-bit"):
         to_uint16(np.array([-5.0, 3.0], np.float32), source="x")
     assert to_uint16(np.array([1.4, 2.6], np.float32), source="x").tolist() == [1, 3]
+
+
+def test_window_corners_match_a_brute_force_check():
+    rng = np.random.default_rng(2)
+    mask = rng.random((2, 20, 24)) > 0.1
+    corners = window_corners(mask, 3)
+    assert corners.shape == (2, 18, 22)
+    for z, y, x in [(0, 0, 0), (1, 5, 7), (0, 17, 21), (1, 10, 3)]:
+        assert corners[z, y, x] == mask[z, y:y + 3, x:x + 3].all()
+    assert window_corners(mask, 30).size == 0
+
+
+def test_patches_never_touch_invalid_pixels_of_real_wedges(sample):
+    """LR/HR from the real sample (with its deskew wedges): every patch is wholly valid."""
+    from srbio.core.registration import block_all, block_mean
+    from srbio.core.validity import valid_mask
+
+    image, _ = sample
+    valid = block_all(valid_mask(image), (1, 2, 2))
+    lr = np.rint(block_mean(image, (1, 2, 2))).astype(np.uint16)
+    hr = image[:, :lr.shape[1] * 2, :lr.shape[2] * 2]
+    # mark invalid LR pixels with a sentinel, so any touched one would show in a patch
+    lr = np.where(valid, lr, 0).astype(np.uint16)
+    assert (lr[valid] > 0).all()
+    plr, _ = sample_patches(lr, hr, scale=2, size=16, n=300, axis=-2, bounds=(0, lr.shape[1]),
+                            rng=np.random.default_rng(0), mask=valid)
+    assert (plr > 0).all()
+    # without the mask the sampler does land on the wedges
+    plr_any, _ = sample_patches(lr, hr, scale=2, size=16, n=300, axis=-2,
+                                bounds=(0, lr.shape[1]), rng=np.random.default_rng(0),
+                                min_foreground=0.0)
+    assert (plr_any == 0).any()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from srbio.core.crop import largest_valid_box, scale_box
+from srbio.core.crop import expand_mask, largest_valid_box, scale_box, valid_bbox
 from srbio.core.validity import detect_fill_value, valid_mask
 
 
@@ -48,3 +48,26 @@ def test_empty_mask_is_an_error():
 
 def test_hr_box_is_lr_box_times_scale_laterally():
     assert scale_box(((2, 10), (5, 45), (10, 50)), (1, 2, 2)) == ((2, 10), (10, 90), (20, 100))
+
+
+def test_valid_bbox_of_the_real_wedges_keeps_every_valid_voxel(sample):
+    image, _ = sample
+    mask = valid_mask(image)
+    box = valid_bbox(mask)
+    inside = mask[tuple(slice(a, b) for a, b in box)]
+    assert inside.sum() == mask.sum()  # nothing valid is cut away
+    # tight: every face of the box touches a valid voxel
+    for axis, (a, b) in enumerate(box):
+        assert mask.take(a, axis=axis).any() and mask.take(b - 1, axis=axis).any()
+    # the all-valid box of the same mask keeps only part (the wedges drift across z)
+    all_valid = largest_valid_box(mask)
+    kept = mask[tuple(slice(a, b) for a, b in all_valid)].sum() / mask.sum()
+    assert kept < 0.8
+
+
+def test_expand_mask_repeats_lateral_pixels():
+    m = np.array([[[1, 0], [0, 1]]], bool)
+    out = expand_mask(m, (1, 2, 2))
+    assert out.shape == (1, 4, 4)
+    np.testing.assert_array_equal(out[0, :2, :2], True)
+    np.testing.assert_array_equal(out[0, :2, 2:], False)
