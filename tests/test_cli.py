@@ -68,3 +68,29 @@ def test_command_line_overrides_are_validated_like_the_config(tmp_path):
     assert r.returncode == 2
     assert "command-line options" in r.stderr and "epochs" in r.stderr and "(got 0)" in r.stderr
     assert not (tmp_path / "t").exists()
+
+
+def test_register_bad_inputs_table(tmp_path, pair2d):
+    """Each bad input: exit 2, a message naming the file and the problem, no outputs."""
+    import tifffile
+
+    good = np.random.default_rng(0).integers(100, 900, (64, 64)).astype(np.uint16)
+    nan = good.astype(np.float32)
+    nan[5, 5] = np.nan
+    write_tiff(tmp_path / "nan.tif", nan, spacing=(0.2, 0.2))
+    tifffile.imwrite(tmp_path / "nosize.tif", good)  # no pixel size anywhere
+    empty = np.zeros((64, 64), np.uint16)
+    empty[30:32, 30:32] = 500  # a speck in a sea of fill
+    write_tiff(tmp_path / "empty.tif", empty, spacing=(0.2, 0.2))
+    cases = [
+        (pair2d["hr"], tmp_path / "nan.tif", "NaN"),
+        (pair2d["hr"], tmp_path / "nosize.tif", "pixel size"),
+        (pair2d["hr"], tmp_path / "empty.tif", "is the image empty"),
+        (pair2d["lr"], pair2d["hr"], "finer than the HR"),  # LR and HR swapped
+    ]
+    for i, (fixed, moving, message) in enumerate(cases):
+        out = tmp_path / f"out{i}"
+        r = srbio("register", "--fixed", fixed, "--moving", moving, "--out", out)
+        assert r.returncode == 2, (message, r.stderr)
+        assert message in r.stderr and str(moving.name) in r.stderr, r.stderr
+        assert not out.exists() or not any(out.iterdir())

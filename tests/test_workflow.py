@@ -47,3 +47,32 @@ def test_slurm_profile_dry_run(workdir):
 def test_unknown_config_key_stops_the_workflow_naming_it(workdir):
     r = run("-n", "--config", "trian={}", cwd=workdir)
     assert r.returncode != 0 and "unknown key 'trian'" in (r.stdout + r.stderr)
+
+
+def test_enhance_stage_joins_the_dag_only_when_configured(workdir):
+    r = run("-n", "patches", cwd=workdir)
+    assert r.returncode == 0 and "rule enhance:" not in r.stdout
+    steps = 'enhance={"steps": [{"kind": "deconvolve", "psf": "data/sample/psf.tif"}]}'
+    r = run("-n", "patches", "--config", steps, cwd=workdir)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "rule enhance:" in r.stdout and "results/enhance/lls/hr.tif" in r.stdout
+
+
+@pytest.mark.slow
+def test_registration_is_reused_when_only_later_stages_change(workdir, hr2d_path):
+    """Run register + crop on a 2D pair for real, then change later stages: no re-registration."""
+    cfg = workdir / "c.yaml"
+    cfg.write_text(
+        f"simulate: [{{name: p, hr: {hr2d_path}, seed: 3, deformation_um: 0.0}}]\n"
+        f"pairs: [{{name: p, lr: results/simulated/p/lr.tif, hr: {hr2d_path}}}]\n"
+        "register: {transform: rigid, metric: correlation}\n")
+    r = run("--cores", "2", "--configfile", str(cfg), "crop", cwd=workdir)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert (workdir / "results/register/p/transform.tfm").exists()
+    r = run("-n", "--configfile", str(cfg), "--config", 'train={"epochs": 3}',
+            'patches={"size": 16}', "patches", cwd=workdir)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "rule patches:" in r.stdout and "rule register:" not in r.stdout
+    r = run("-n", "--configfile", str(cfg), "--config",
+            'register={"transform": "affine", "metric": "correlation"}', "patches", cwd=workdir)
+    assert "rule register:" in r.stdout  # a registration setting did change

@@ -149,15 +149,20 @@ def run_report(out_md: str | os.PathLike, *, pairs: Sequence[str], results_dir: 
     for name in ev["pairs"]:
         lines.append(f"![{name}]({rel(res / 'evaluate' / f'comparison_{name}.png')})")
     lines += ["", "## Registration", "",
-              "| pair | transform | NCC before | NCC after | error vs truth (HR px, mean / max) "
-              "| valid fraction | seconds |", "|---|---|---|---|---|---|---|"]
+              "| pair | transform | NCC before → after | Mattes MI before → after | error vs truth "
+              "(HR px, mean / max) | valid fraction | seconds | QC |",
+              "|---|---|---|---|---|---|---|---|"]
     for name in pairs:
         m = read_json(res / "register" / name / "metrics.json")
         tre = (f"{_fmt(m['tre_mean_px'])} / {_fmt(m['tre_max_px'])}" if "tre_mean_px" in m
                else "—")
-        lines.append(f"| {name} | {m['transform']} | {_fmt(m['ncc_before'])} | "
-                     f"{_fmt(m['ncc_after'])} | {tre} | {_fmt(m['valid_fraction'], 2)} | "
-                     f"{m['seconds']} |")
+        qc = m.get("qc", {"passed": True})
+        verdict = "passed" if qc["passed"] else "**failed, left out**: " + "; ".join(
+            qc.get("failures", []))
+        lines.append(f"| {name} | {m['transform']} | {_fmt(m['ncc_before'])} → "
+                     f"{_fmt(m['ncc_after'])} | {_fmt(-m['mattes_before'])} → "
+                     f"{_fmt(-m['mattes_after'])} | {tre} | {_fmt(m['valid_fraction'], 2)} | "
+                     f"{m['seconds']} | {verdict} |")
     lines.append("")
     for name in pairs:
         lines.append(f"![registration {name}]({rel(res / 'register' / name / 'qc.png')})")

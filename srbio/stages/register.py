@@ -61,10 +61,10 @@ def _qc_figure(path: Path, hr_lr: np.ndarray, before: np.ndarray, after: np.ndar
     fig, axes = plt.subplots(1, n, figsize=(4.4 * n, 4.8), constrained_layout=True)
     axes[0].imshow(_overlay(pick(hr_lr), pick(before), pick(before_mask)))
     axes[0].set_title(f"before: HR (magenta) / LR (green)\nNCC {metrics['ncc_before']:.3f}, "
-                      f"Mattes {metrics['mattes_before']:.3f}")
+                      f"Mattes MI {-metrics['mattes_before']:.3f}")
     axes[1].imshow(_overlay(pick(hr_lr), pick(after), pick(mask)))
     axes[1].set_title(f"after ({metrics['transform']})\nNCC {metrics['ncc_after']:.3f}, "
-                      f"Mattes {metrics['mattes_after']:.3f}")
+                      f"Mattes MI {-metrics['mattes_after']:.3f}")
     axes[2].imshow(pick(mask), cmap="gray")
     tre = metrics.get("tre_mean_px")
     axes[2].set_title(f"valid region ({metrics['valid_fraction']:.0%})" + (
