@@ -89,7 +89,7 @@ class RegisterConfig(Strict):
         2, description="HR pixels per LR pixel laterally (1–8), or auto: the rounded pixel-size ratio")
     shrink_factors: list[Annotated[int, Field(ge=1)]] = [4, 2, 1]
     iterations: int = Field(300, ge=1)
-    samples: int = Field(200_000, ge=1000)
+    samples: int = Field(50_000, ge=1000, description="metric samples per level (random)")
     bspline_mesh_um: float = Field(8.0, gt=0, description="final B-spline control-point spacing, µm")
     bspline_levels: int = Field(2, ge=1, le=4, description="B-spline mesh refinement levels")
     fill: float | Literal["auto"] | None = Field("auto", description="fill value of invalid regions")

@@ -66,13 +66,13 @@ def test_registration_is_reused_when_only_later_stages_change(workdir, hr2d_path
         f"simulate: [{{name: p, hr: {hr2d_path}, seed: 3, deformation_um: 0.0}}]\n"
         f"pairs: [{{name: p, lr: results/simulated/p/lr.tif, hr: {hr2d_path}}}]\n"
         "register: {transform: rigid, metric: correlation}\n")
-    r = run("--cores", "2", "--configfile", str(cfg), "crop", cwd=workdir)
+    r = run("results/crop/p/box.json", "--cores", "2", f"--configfile={cfg}", cwd=workdir)
     assert r.returncode == 0, r.stderr + r.stdout
     assert (workdir / "results/register/p/transform.tfm").exists()
-    r = run("-n", "--configfile", str(cfg), "--config", 'train={"epochs": 3}',
-            'patches={"size": 16}', "patches", cwd=workdir)
+    r = run("patches", "-n", f"--configfile={cfg}", "--config", 'train={"epochs": 3}',
+            'patches={"size": 16}', cwd=workdir)
     assert r.returncode == 0, r.stderr + r.stdout
     assert "rule patches:" in r.stdout and "rule register:" not in r.stdout
-    r = run("-n", "--configfile", str(cfg), "--config",
-            'register={"transform": "affine", "metric": "correlation"}', "patches", cwd=workdir)
+    r = run("patches", "-n", f"--configfile={cfg}", "--config",
+            'register={"transform": "affine", "metric": "correlation"}', cwd=workdir)
     assert "rule register:" in r.stdout  # a registration setting did change

@@ -322,7 +322,7 @@ def register(
     moving_mask: np.ndarray | None = None,
     shrink_factors: tuple[int, ...] = (4, 2, 1),
     iterations: int = 300,
-    samples: int = 200_000,
+    samples: int = 50_000,
     bspline_mesh_um: float = 8.0,
     bspline_levels: int = 2,
     init: str = "phase",
