@@ -199,8 +199,8 @@ def run_register(fixed_path: str | os.PathLike, moving_path: str | os.PathLike,
                         "tre_max_px": float(err.max()),
                         "tre_p95_px": float(np.percentile(err, 95))})
     metrics["qc"] = _quality(metrics, cfg)
-    log.info("NCC %.4f → %.4f, Mattes %.4f → %.4f%s; QC %s", metrics["ncc_before"],
-             metrics["ncc_after"], metrics["mattes_before"], metrics["mattes_after"],
+    log.info("NCC %.4f → %.4f, Mattes MI %.4f → %.4f%s; QC %s", metrics["ncc_before"],
+             metrics["ncc_after"], -metrics["mattes_before"], -metrics["mattes_after"],
              f"; error vs truth {metrics['tre_mean_px']:.3f} HR px" if "tre_mean_px" in metrics
              else "", "passed" if metrics["qc"]["passed"] else metrics["qc"]["failures"])
 
