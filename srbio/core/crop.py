@@ -7,6 +7,14 @@ import numpy as np
 Box = tuple[tuple[int, int], ...]  # per axis (start, stop), stop exclusive
 
 
+def _nonempty(mask: np.ndarray) -> np.ndarray:
+    """``mask`` as bool, or ValueError when it holds no valid pixel."""
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        raise ValueError("the valid-region mask is empty: the two images share no valid pixel")
+    return mask
+
+
 def _largest_rectangle(mask: np.ndarray) -> tuple[int, Box]:
     """Largest all-True rectangle in a 2D mask (row histograms + a monotonic stack)."""
     rows, cols = mask.shape
@@ -54,9 +62,7 @@ def largest_valid_box(mask: np.ndarray) -> Box:
     ValueError
         If the mask holds no valid pixel.
     """
-    mask = np.asarray(mask, bool)
-    if not mask.any():
-        raise ValueError("the valid-region mask is empty: the two images share no valid pixel")
+    mask = _nonempty(mask)
     if mask.ndim == 2:
         return _largest_rectangle(mask)[1]
     if mask.ndim != 3:
@@ -90,9 +96,7 @@ def valid_bbox(mask: np.ndarray) -> Box:
     ValueError
         If the mask holds no valid pixel.
     """
-    mask = np.asarray(mask, bool)
-    if not mask.any():
-        raise ValueError("the valid-region mask is empty: the two images share no valid pixel")
+    mask = _nonempty(mask)
     box = []
     for axis in range(mask.ndim):
         hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))

@@ -228,6 +228,17 @@ def _coarse(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...],
     return small, m
 
 
+def _in_plane_rotation(ndim: int, centre: tuple[float, ...], angle_deg: float) -> sitk.Transform:
+    """Euler transform rotating the yx plane by ``angle_deg`` about ``centre`` (SimpleITK order)."""
+    rot = sitk.Euler3DTransform() if ndim == 3 else sitk.Euler2DTransform()
+    rot.SetCenter(centre)
+    if ndim == 3:
+        rot.SetRotation(0.0, 0.0, float(np.deg2rad(angle_deg)))
+    else:
+        rot.SetAngle(float(np.deg2rad(angle_deg)))
+    return rot
+
+
 def coarse_alignment(fixed: np.ndarray, moving: np.ndarray, *,
                      fixed_spacing: tuple[float, ...], moving_spacing: tuple[float, ...],
                      fixed_mask: np.ndarray | None = None, moving_mask: np.ndarray | None = None,
@@ -259,12 +270,7 @@ def coarse_alignment(fixed: np.ndarray, moving: np.ndarray, *,
         if max_rotation_deg > 0 else np.zeros(1)
     best = None
     for angle in sorted(angles, key=abs):
-        rot = sitk.Euler3DTransform() if ndim == 3 else sitk.Euler2DTransform()
-        rot.SetCenter(m_centre)
-        if ndim == 3:
-            rot.SetRotation(0.0, 0.0, float(np.deg2rad(angle)))
-        else:
-            rot.SetAngle(float(np.deg2rad(angle)))
+        rot = _in_plane_rotation(ndim, m_centre, angle)
         # the rotated moving image, on the fixed coarse grid: moved(u) = moving(R(u - c) + c)
         mov = sitk.GetArrayFromImage(sitk.Resample(m_img, f_img, rot, sitk.sitkLinear, 0.0))
         mov_ok = sitk.GetArrayFromImage(sitk.Resample(m_m, f_img, rot,
@@ -287,12 +293,7 @@ def coarse_alignment(fixed: np.ndarray, moving: np.ndarray, *,
     score, angle, shift, rot = best
     # fixed x -> rotated-moving u = x - shift*c -> moving R(u - m_c) + m_c
     shift_um = np.asarray(shift, float)[::-1] * np.asarray(f_img.GetSpacing())
-    out = sitk.Euler3DTransform() if ndim == 3 else sitk.Euler2DTransform()
-    out.SetCenter(f_centre)
-    if ndim == 3:
-        out.SetRotation(0.0, 0.0, float(np.deg2rad(angle)))
-    else:
-        out.SetAngle(float(np.deg2rad(angle)))
+    out = _in_plane_rotation(ndim, f_centre, angle)
     matrix = np.asarray(rot.GetMatrix()).reshape(ndim, ndim)
     fc, mc = np.asarray(f_centre), np.asarray(m_centre)
     out.SetTranslation(tuple(matrix @ (fc - shift_um - mc) + mc - fc))
