@@ -94,3 +94,15 @@ def test_register_bad_inputs_table(tmp_path, pair2d):
         assert r.returncode == 2, (message, r.stderr)
         assert message in r.stderr and str(moving.name) in r.stderr, r.stderr
         assert not out.exists() or not any(out.iterdir())
+
+
+def test_enhance_cli_needs_steps_and_names_the_config(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("pairs: [{name: a, lr: x.tif, hr: y.tif}]\n")
+    r = srbio("enhance", "--crop", tmp_path, "--out", tmp_path / "out", "--config", cfg)
+    assert r.returncode == 2 and "c.yaml" in r.stderr and "enhance.steps is empty" in r.stderr
+    cfg.write_text("pairs: [{name: a, lr: x.tif, hr: y.tif}]\n"
+                   "enhance: {steps: [{kind: deconvolve, iterations: 5}]}\n")
+    r = srbio("enhance", "--crop", tmp_path, "--out", tmp_path / "out", "--config", cfg)
+    assert r.returncode == 2 and "needs a psf file, or both na and wavelength_nm" in r.stderr
+    assert not (tmp_path / "out").exists()

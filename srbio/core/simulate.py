@@ -181,6 +181,8 @@ def simulate_lr(
     # misalignment: LR physical q -> HR physical x = A (q + o - c) + c + t, after deformation
     centre = np.array([(n - 1) * s / 2 for n, s in zip(hr.shape, spacing, strict=True)])
     yaw = rng.uniform(-max_rotation_deg, max_rotation_deg)
+    if rotation_deg is not None:  # drawn anyway: the other draws stay the same
+        yaw = float(rotation_deg)
     tilts = tuple(rng.uniform(-max_tilt_deg, max_tilt_deg, 2)) if ndim == 3 else (0.0, 0.0)
     lin = np.eye(ndim) + rng.uniform(-affine_strength, affine_strength, (ndim, ndim))
     if ndim == 3:
@@ -189,9 +191,6 @@ def simulate_lr(
     matrix = _rotation(ndim, yaw, tilts) @ lin
     shift_max = np.array(([max_shift_um[0]] if ndim == 3 else []) + [max_shift_um[1]] * 2)
     shift = rng.uniform(-1, 1, ndim) * shift_max
-    if rotation_deg is not None:
-        yaw = float(rotation_deg)
-        matrix = _rotation(ndim, yaw, tilts) @ lin
     if shift_um is not None:
         if len(shift_um) != ndim:
             raise ValueError(f"shift_um needs {ndim} values, got {list(shift_um)}")
