@@ -48,8 +48,7 @@ CASES = {
 
 def eval_points(hr: np.ndarray, spacing: tuple, sim, n: int = 3000) -> np.ndarray:
     """HR pixel positions (µm) where both images hold data under the true transform."""
-    fv = reg.erode(valid_mask(hr), 10) if hr.ndim == 2 else valid_mask(hr) & reg.erode(
-        valid_mask(hr), 10)
+    fv = reg.erode(valid_mask(hr), 10)
     warped = reg.resample(reg.erode(valid_mask(sim.lr), 2).astype(np.uint8), sim.transform,
                           moving_spacing=sim.spacing, shape=hr.shape, spacing=spacing,
                           origin=(0.0,) * hr.ndim, order="nearest").astype(bool)

@@ -197,14 +197,19 @@ def metric_value(fixed: np.ndarray, moving: np.ndarray, transform: sitk.Transfor
         return float("nan")
 
 
+def pixel_size_ratio(fixed_spacing: tuple[float, ...], moving_spacing: tuple[float, ...]
+                     ) -> float:
+    """Mean lateral (y, x) ratio of the moving (LR) pixel size to the fixed (HR) one."""
+    return float(np.mean(np.asarray(moving_spacing[-2:]) / np.asarray(fixed_spacing[-2:])))
+
+
 def choose_scale(fixed_spacing: tuple[float, ...], moving_spacing: tuple[float, ...]) -> int:
     """Integer lateral scale closest to the LR/HR pixel-size ratio (at least 1).
 
     With non-integer ratios (0.65 µm LR vs 0.2 µm HR: 3.25) the LR is resampled onto the grid
     of spacing ``hr_spacing × scale`` aligned with HR, so the pairs are exactly ``scale`` apart.
     """
-    ratio = float(np.mean(np.asarray(moving_spacing[-2:]) / np.asarray(fixed_spacing[-2:])))
-    return max(1, int(round(ratio)))
+    return max(1, int(round(pixel_size_ratio(fixed_spacing, moving_spacing))))
 
 
 def _coarse(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...],

@@ -32,7 +32,8 @@ def run_crop(register_dir: str | os.PathLike, hr_path: str | os.PathLike,
     register_dir, out_dir = Path(register_dir), Path(out_dir)
     meta = read_json(register_dir / "metrics.json")
     scale = int(meta["scale"])
-    qc_passed = bool(meta.get("qc", {}).get("passed", True))
+    qc = meta.get("qc", {})
+    qc_passed = bool(qc.get("passed", True))
     lr, lr_sp = read_image(register_dir / "moving_resampled.tif")
     mask = read_mask(register_dir / "mask.tif")
     hr, hr_sp = read_image(hr_path, spacing=as_spacing(hr_spacing))
@@ -66,5 +67,5 @@ def run_crop(register_dir: str | os.PathLike, hr_path: str | os.PathLike,
                               "lr_spacing": lr_sp, "hr_spacing": hr_sp, "hr_origin_um": origin,
                               "valid_fraction_in_box": float(mask_crop.mean()),
                               "valid_fraction_kept": kept, "qc_passed": qc_passed,
-                              "qc_failures": meta.get("qc", {}).get("failures", [])})
+                              "qc_failures": qc.get("failures", [])})
     return paths

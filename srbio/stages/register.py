@@ -135,7 +135,7 @@ def run_register(fixed_path: str | os.PathLike, moving_path: str | os.PathLike,
         raise ValueError(f"{moving_path}: LR pixel size {m_sp} µm is finer than the HR's {f_sp} "
                          f"({fixed_path}); pass the LR as moving and the HR as fixed")
     scale = reg.choose_scale(f_sp, m_sp) if cfg.scale == "auto" else int(cfg.scale)
-    ratio = float(np.mean(np.asarray(m_sp[-2:]) / np.asarray(f_sp[-2:])))
+    ratio = reg.pixel_size_ratio(f_sp, m_sp)
     if abs(ratio - scale) > 0.01 * scale:
         log.info("pixel-size ratio LR/HR is %.3f: the LR is resampled onto spacing "
                  "hr_spacing × %d", ratio, scale)
