@@ -1,8 +1,13 @@
 # srbio workflow: register -> crop -> normalise -> patches -> train -> predict / evaluate -> report
 # Targets: all (default), train, predict, evaluate, report.  See README.md.
+#
+# `snakemake` alone runs the demo configuration (config.yaml). `snakemake --configfile my.yaml`
+# runs exactly what my.yaml says (schema defaults for the rest, nothing of the demo).
 
 
-configfile: "config.yaml"
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 include: "rules/common.smk"
@@ -13,6 +18,6 @@ include: "rules/predict.smk"
 
 rule all:
     input:
-        f"{RES}/report.md",
+        R.report,
         PREDICTIONS,
     default_target: True

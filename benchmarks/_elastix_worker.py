@@ -5,6 +5,7 @@ Keeps ITK (itk-elastix) apart from SimpleITK, which the benchmark process has lo
     python benchmarks/_elastix_worker.py JOB.npz   # writes out.npz beside it
 """
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ def main(job: Path) -> None:
     """Register the job's pair with elastix's default maps; write mapped points and seconds."""
     import itk
 
+    os.chdir(job.parent)  # transformix writes deformationField.nii into the working directory
     d = np.load(job)
     spacing, lr_spacing = tuple(d["spacing"]), tuple(d["lr_spacing"])
 

@@ -22,14 +22,14 @@ import numpy as np
 import torch
 import zarr
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from srbio.config import SimulateParams
+from srbio.io import read_image
+from srbio.io.modelfile import save_model_file
+from srbio.io.records import ModelHeader, NetworkSpec, Normalisation, Prediction, Range
+from srbio.models import build_network
+from srbio.stages.simulate import run_simulate
 
-from srbio.config import SimulateParams  # noqa: E402
-from srbio.io import read_image, read_ome_zarr_attrs  # noqa: E402
-from srbio.models import build_model  # noqa: E402
-from srbio.models.checkpoint import save_model  # noqa: E402
-from srbio.stages.simulate import run_simulate  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def predict(model: Path, src: Path, out: Path, tile: int, overlap: int) -> dict:
@@ -37,7 +37,8 @@ def predict(model: Path, src: Path, out: Path, tile: int, overlap: int) -> dict:
            "--output", str(out), "--tile", str(tile), str(tile), "--overlap", str(overlap),
            "--quiet"]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return read_ome_zarr_attrs(out)["prediction"]
+    rec = Prediction.read(out.with_suffix("").with_suffix(".json")).model_dump()
+    return {**rec, "output_megapixels": float(np.prod(rec["output_shape"])) / 1e6}
 
 
 def main() -> None:
@@ -45,22 +46,28 @@ def main() -> None:
     p.add_argument("--preset", default="small")
     p.add_argument("--planes", type=int, default=10, help="planes of the large volume")
     a = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="srbio-bench-"))
+    with tempfile.TemporaryDirectory(prefix="srbio-bench-") as tmp:
+        run_cases(Path(tmp), a)
+
+
+def run_cases(tmp: Path, a: argparse.Namespace) -> None:
     torch.manual_seed(0)
-    model = save_model(tmp / "model.pt", build_model(scale=2, preset=a.preset),
-                       normalisation={"lr": [90.0, 450.0], "hr": [90.0, 520.0]}, spacing=None,
-                       provenance={"benchmark": True})
+    net = build_network("rcan", scale=2, preset=a.preset)
+    norm = Normalisation(lr=Range(vmin=90.0, vmax=450.0), hr=Range(vmin=90.0, vmax=520.0))
+    header = ModelHeader(network=NetworkSpec.from_config(net.config), normalisation=norm,
+                         provenance={"benchmark": True})
+    model = save_model_file(tmp / "model.pt", header, net.state_dict())
     sim = run_simulate(ROOT / "data" / "sample" / "lls_hr.tif", tmp / "sim", SimulateParams(seed=1))
-    lr, spacing = read_image(sim["lr"])
+    lr, spacing = read_image(sim.lr)
     big = np.tile(lr[: a.planes], (1, 4, 4))
     store = zarr.create_array(str(tmp / "big.zarr"), shape=big.shape, dtype=big.dtype,
                               chunks=(1, 256, 256))
     store[:] = big
     store.attrs.update({"axes": ["z", "y", "x"], "spacing": list(spacing)})
 
-    cases = [("demo volume, tiled 256/16 (default)", sim["lr"], 256, 16),
-             ("demo volume, tiled 128/16", sim["lr"], 128, 16),
-             ("demo volume, one tile per plane (baseline)", sim["lr"], 4096, 0),
+    cases = [("demo volume, tiled 256/16 (default)", sim.lr, 256, 16),
+             ("demo volume, tiled 128/16", sim.lr, 128, 16),
+             ("demo volume, one tile per plane (baseline)", sim.lr, 4096, 0),
              (f"{big.shape} zarr (16x the plane area), tiled 256/16", tmp / "big.zarr", 256, 16)]
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, preset {a.preset}")
     print(f"{'case':58s} {'out Mpx':>8s} {'s':>7s} {'Mpx/s':>7s} {'peak RSS MB':>12s}")
@@ -78,6 +85,7 @@ def main() -> None:
     print(f"peak RSS, 16x larger planes / demo: "
           f"{big_case['peak_rss_mb'] / default['peak_rss_mb']:.2f} "
           f"(output size ratio {big_case['output_megapixels'] / default['output_megapixels']:.1f})")
+
 
 if __name__ == "__main__":
     main()

@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from srbio.core import grid
+from srbio.core import registration as reg
+from srbio.core import transforms as tf
+from srbio.core.simulate import simulate_lr
+from srbio.core.validity import valid_mask
+from srbio.io import read_image, write_tiff
 
-from srbio.core import registration as reg  # noqa: E402
-from srbio.core.simulate import simulate_lr  # noqa: E402
-from srbio.core.validity import valid_mask  # noqa: E402
-from srbio.io import read_image, write_tiff  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SAMPLE = ROOT / "data" / "sample" / "lls_hr.tif"
 THREADS = int(os.environ.get("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", os.cpu_count() or 1))
@@ -48,22 +49,22 @@ CASES = {
 
 def eval_points(hr: np.ndarray, spacing: tuple, sim, n: int = 3000) -> np.ndarray:
     """HR pixel positions (µm) where both images hold data under the true transform."""
-    fv = reg.erode(valid_mask(hr), 10)
-    warped = reg.resample(reg.erode(valid_mask(sim.lr), 2).astype(np.uint8), sim.transform,
+    fv = grid.erode(valid_mask(hr), 10)
+    warped = reg.resample(grid.erode(valid_mask(sim.lr), 2).astype(np.uint8), sim.transform,
                           moving_spacing=sim.spacing, shape=hr.shape, spacing=spacing,
                           origin=(0.0,) * hr.ndim, order="nearest").astype(bool)
-    return reg.grid_points(fv & warped, spacing, n=n, seed=3)
+    return tf.grid_points(fv & warped, spacing, n=n, seed=3)
 
 
 def tre(transform: sitk.Transform, sim, points: np.ndarray, spacing: tuple) -> np.ndarray:
-    return reg.point_error_px(transform, sim.transform, points, spacing)
+    return tf.point_error_px(transform, sim.transform, points, spacing)
 
 
 def run_srbio(hr, spacing, sim, kind, **kw):
     t0 = time.perf_counter()
     result = reg.register(hr, sim.lr, fixed_spacing=spacing, moving_spacing=sim.spacing,
                           transform=kind, fixed_mask=valid_mask(hr),
-                          moving_mask=reg.erode(valid_mask(sim.lr), 1), **kw)
+                          moving_mask=grid.erode(valid_mask(sim.lr), 1), **kw)
     return result.transform, time.perf_counter() - t0
 
 
@@ -72,7 +73,7 @@ def run_elastix(hr, spacing, sim, kind, points):
     with tempfile.TemporaryDirectory() as tmp:
         job = Path(tmp) / "job.npz"
         np.savez(job, hr=hr, spacing=spacing, lr=sim.lr, lr_spacing=sim.spacing,
-                 fixed_mask=valid_mask(hr), moving_mask=reg.erode(valid_mask(sim.lr), 1),
+                 fixed_mask=valid_mask(hr), moving_mask=grid.erode(valid_mask(sim.lr), 1),
                  points=points, chain=reg.TRANSFORMS[: reg.TRANSFORMS.index(kind) + 1],
                  threads=THREADS)
         worker = Path(__file__).with_name("_elastix_worker.py")
@@ -80,7 +81,7 @@ def run_elastix(hr, spacing, sim, kind, points):
         subprocess.run([sys.executable, str(worker), str(job)], check=True, env=env)
         out = np.load(Path(tmp) / "out.npz")
         moved, seconds = out["moved"], float(out["seconds"])
-    truth = reg.transform_points(sim.transform, points)
+    truth = tf.transform_points(sim.transform, points)
     return np.sqrt((((moved - truth) / np.asarray(spacing)) ** 2).sum(1)), seconds
 
 

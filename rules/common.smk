@@ -1,42 +1,42 @@
-# Shared definitions: the validated configuration and helpers. Every rule runs the srbio CLI.
+# Shared definitions: the validated configuration, the results layout, per-job settings.
+# Nothing is written while the workflow is parsed: every job gets exactly its own settings
+# through `params` (so a job re-runs when, and only when, those change) and every path in a
+# shell command is quoted (`:q`). Jobs run `python -m srbio` of the environment running them
+# (.venv, or envs/srbio.yaml with --sdm conda), which has srbio installed.
 import json
 import re
+import shlex
 from pathlib import Path
 
-from srbio.config import validate_config
+from srbio.config import section_settings, validate_config
+from srbio.io.records import Results, parent, patches_store_path, prediction_store_path
 
-CFG = validate_config(config, source="config")  # unknown keys fail here, named
-RES = CFG.results
+CFG = validate_config(config, source="config")  # unknown keys and bad values fail here, named
+R = Results(Path(CFG.results))
 SIM = {s.name: s for s in CFG.simulate}
 PAIRS = {p.name: p for p in CFG.pairs}
 VOLUMES = {v.name: v for v in CFG.predict.volumes}
-PREDICTIONS = [f"{RES}/predict/{name}.ome.zarr" for name in VOLUMES]
+PREDICTIONS = [str(R.prediction(name).record) for name in VOLUMES]
 
-# the CLI reads the validated configuration (with any --config overrides) from this file;
-# it is rewritten only when the configuration changes
-CONFIG_JSON = f"{RES}/config.resolved.json"
-_resolved = CFG.model_dump_json(by_alias=True, indent=2)
-_path = Path(CONFIG_JSON)
-if not _path.exists() or _path.read_text() != _resolved:
-    _path.parent.mkdir(parents=True, exist_ok=True)
-    _path.write_text(_resolved)
 
-# run the package of this checkout, in whichever environment (venv or conda) runs the job
-shell.prefix(f"export PYTHONPATH={workflow.basedir}:${{{{PYTHONPATH:-}}}}; ")
+def settings(*sections, **exclude):
+    """JSON of the config sections one job reads (exclude: fields left out per section)."""
+    return section_settings(CFG, *sections, exclude=exclude)
+
+
+def outputs(folder):
+    """A stage folder's output files (srbio.io.records), as Snakemake named outputs."""
+    return {name: str(path) for name, path in folder.outputs().items()}
 
 
 def spacing_flag(flag, values):
-    return f"{flag} {' '.join(str(v) for v in values)}" if values else ""
+    """`--flag v1 v2 v3` for pixel sizes given in config (numbers: nothing to quote)."""
+    return f"{flag} {' '.join(str(float(v)) for v in values)}" if values else ""
 
 
-def folders(paths):
-    """The folders holding ``paths`` (derived from a job's inputs), space-separated."""
-    return " ".join(str(Path(p).parent) for p in paths)
-
-
-def section(name):
-    """JSON of one config section: a rule's params, so changing it re-runs that rule."""
-    return json.dumps(CFG.model_dump(by_alias=True)[name], sort_keys=True)
+def optional_flag(flag, path):
+    """`--flag 'path'` (quoted) when a path is given, else nothing."""
+    return f"{flag} {shlex.quote(str(path))}" if path else ""
 
 
 wildcard_constraints:

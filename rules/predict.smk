@@ -6,13 +6,13 @@ rule predict_volume:
         model=rules.train.output.model,
         volume=lambda w: VOLUMES[w.volume].path,
     output:
-        directory(f"{RES}/predict/{{volume}}.ome.zarr"),
+        str(R.prediction("{volume}").record),  # written after the OME-Zarr beside it is complete
     params:
-        cfg=CONFIG_JSON,
-        section=section("predict"),
+        store=lambda w, output: str(prediction_store_path(output[0])),
+        settings=settings("predict", predict={"volumes"}),
         spacing=lambda w: spacing_flag("--spacing", VOLUMES[w.volume].spacing),
     log:
-        f"{RES}/logs/predict/{{volume}}.log",
+        str(R.log("predict", "{volume}")),
     conda:
         "../envs/srbio.yaml"
     threads: 8
@@ -20,9 +20,9 @@ rule predict_volume:
         mem_mb=8000,
         runtime=240,
     shell:
-        "OMP_NUM_THREADS={threads} python -m srbio predict --model {input.model} "
-        "--input {input.volume} --output {output} --config {params.cfg} {params.spacing} "
-        "--quiet > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m srbio predict --model {input.model:q} "
+        "--input {input.volume:q} --output {params.store:q} --settings {params.settings:q} "
+        "{params.spacing} --quiet > {log:q} 2>&1"
 
 
 rule predict:

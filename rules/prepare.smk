@@ -4,24 +4,25 @@
 rule simulate:
     input:
         hr=lambda w: SIM[w.sim].hr,
+        psf=lambda w: SIM[w.sim].psf or [],
     output:
-        lr=f"{RES}/simulated/{{sim}}/lr.tif",
-        truth=f"{RES}/simulated/{{sim}}/truth.tfm",
-        meta=f"{RES}/simulated/{{sim}}/simulation.json",
+        **outputs(R.simulated("{sim}")),
     params:
-        cfg=CONFIG_JSON,
-        section=lambda w: SIM[w.sim].model_dump_json(),
+        out=lambda w, output: parent(output.record),
+        settings=lambda w: json.dumps({"simulate": SIM[w.sim].model_dump(
+            mode="json", exclude={"name", "hr", "hr_spacing"})}, sort_keys=True,
+            separators=(",", ":")),
         spacing=lambda w: spacing_flag("--hr-spacing", SIM[w.sim].hr_spacing),
     log:
-        f"{RES}/logs/simulate/{{sim}}.log",
+        str(R.log("simulate", "{sim}")),
     conda:
         "../envs/srbio.yaml"
     resources:
         mem_mb=4000,
         runtime=15,
     shell:
-        "python -m srbio simulate --hr {input.hr} --out $(dirname {output.lr}) "
-        "--config {params.cfg} --name {wildcards.sim} {params.spacing} > {log} 2>&1"
+        "python -m srbio simulate --hr {input.hr:q} --out {params.out:q} "
+        "--settings {params.settings:q} {params.spacing} > {log:q} 2>&1"
 
 
 rule register:
@@ -30,21 +31,17 @@ rule register:
         lr=lambda w: PAIRS[w.pair].lr,
         truth=lambda w: PAIRS[w.pair].truth or [],
     output:
-        transform=f"{RES}/register/{{pair}}/transform.tfm",
-        resampled=f"{RES}/register/{{pair}}/moving_resampled.tif",
-        mask=f"{RES}/register/{{pair}}/mask.tif",
-        metrics=f"{RES}/register/{{pair}}/metrics.json",
-        qc=f"{RES}/register/{{pair}}/qc.png",
+        **outputs(R.register("{pair}")),
     params:
-        cfg=CONFIG_JSON,
-        section=section("register"),
-        truth=lambda w, input: f"--truth {input.truth}" if input.truth else "",
+        out=lambda w, output: parent(output.record),
+        settings=settings("register"),
+        truth=lambda w, input: optional_flag("--truth", input.truth),
         spacing=lambda w: " ".join([
             spacing_flag("--fixed-spacing", PAIRS[w.pair].hr_spacing),
             spacing_flag("--moving-spacing", PAIRS[w.pair].lr_spacing),
         ]),
     log:
-        f"{RES}/logs/register/{{pair}}.log",
+        str(R.log("register", "{pair}")),
     conda:
         "../envs/srbio.yaml"
     threads: 2
@@ -53,53 +50,46 @@ rule register:
         runtime=60,
     shell:
         "OMP_NUM_THREADS={threads} ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads} "
-        "python -m srbio register --fixed {input.hr} --moving {input.lr} "
-        "--out $(dirname {output.metrics}) --config {params.cfg} {params.truth} "
-        "{params.spacing} > {log} 2>&1"
+        "python -m srbio register --fixed {input.hr:q} --moving {input.lr:q} "
+        "--out {params.out:q} --settings {params.settings:q} {params.truth} "
+        "{params.spacing} > {log:q} 2>&1"
 
 
 rule crop:
     input:
+        **outputs(R.register("{pair}")),
         hr=lambda w: PAIRS[w.pair].hr,
-        resampled=rules.register.output.resampled,
-        mask=rules.register.output.mask,
-        metrics=rules.register.output.metrics,
     output:
-        lr=f"{RES}/crop/{{pair}}/lr.tif",
-        hr=f"{RES}/crop/{{pair}}/hr.tif",
-        mask=f"{RES}/crop/{{pair}}/mask.tif",
-        box=f"{RES}/crop/{{pair}}/box.json",
+        **outputs(R.crop("{pair}")),
     params:
-        cfg=CONFIG_JSON,
-        section=section("crop"),
+        registered=lambda w, input: parent(input.record),
+        out=lambda w, output: parent(output.record),
+        settings=settings("crop"),
         spacing=lambda w: spacing_flag("--hr-spacing", PAIRS[w.pair].hr_spacing),
     log:
-        f"{RES}/logs/crop/{{pair}}.log",
+        str(R.log("crop", "{pair}")),
     conda:
         "../envs/srbio.yaml"
     resources:
         mem_mb=4000,
         runtime=15,
     shell:
-        "python -m srbio crop --registered $(dirname {input.metrics}) --hr {input.hr} "
-        "--out $(dirname {output.box}) --config {params.cfg} {params.spacing} > {log} 2>&1"
+        "python -m srbio crop --registered {params.registered:q} --hr {input.hr:q} "
+        "--out {params.out:q} --settings {params.settings:q} {params.spacing} > {log:q} 2>&1"
 
 
 rule enhance:
     input:
-        crop=rules.crop.output.box,
+        **outputs(R.crop("{pair}")),
         psfs=[s.psf for s in CFG.enhance.steps if getattr(s, "psf", None)],
     output:
-        lr=f"{RES}/enhance/{{pair}}/lr.tif",
-        hr=f"{RES}/enhance/{{pair}}/hr.tif",
-        mask=f"{RES}/enhance/{{pair}}/mask.tif",
-        box=f"{RES}/enhance/{{pair}}/box.json",
-        provenance=f"{RES}/enhance/{{pair}}/provenance.json",
+        **outputs(R.enhance("{pair}")),
     params:
-        cfg=CONFIG_JSON,
-        section=section("enhance"),
+        crop=lambda w, input: parent(input.record),
+        out=lambda w, output: parent(output.record),
+        settings=settings("enhance"),
     log:
-        f"{RES}/logs/enhance/{{pair}}.log",
+        str(R.log("enhance", "{pair}")),
     conda:
         "../envs/srbio.yaml"
     threads: 2
@@ -107,52 +97,51 @@ rule enhance:
         mem_mb=8000,
         runtime=60,
     shell:
-        "OMP_NUM_THREADS={threads} python -m srbio enhance --crop $(dirname {input.crop}) "
-        "--out $(dirname {output.box}) --config {params.cfg} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m srbio enhance --crop {params.crop:q} "
+        "--out {params.out:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 # the prepared pairs: enhanced when enhance.steps is set, else as cropped
-PREPARED = "enhance" if CFG.enhance.steps else "crop"
-CROPS = expand(f"{RES}/{PREPARED}/{{pair}}/box.json", pair=PAIRS)
+PREPARED = {name: (R.enhance(name) if CFG.enhance.steps else R.crop(name)) for name in PAIRS}
+PREPARED_RECORDS = [str(folder.record) for folder in PREPARED.values()]
 
 
 rule normalise:
     input:
-        CROPS,
+        PREPARED_RECORDS,
     output:
-        f"{RES}/normalisation.json",
+        str(R.normalisation),
     params:
-        cfg=CONFIG_JSON,
-        section=section("normalise") + section("split"),
-        crops=lambda w, input: folders(input),
+        crops=lambda w, input: [parent(p) for p in input],
+        settings=settings("normalise", "split"),
     log:
-        f"{RES}/logs/normalise.log",
+        str(R.log("normalise")),
     conda:
         "../envs/srbio.yaml"
     resources:
         mem_mb=8000,
         runtime=15,
     shell:
-        "python -m srbio normalise --crops {params.crops} --out {output} "
-        "--config {params.cfg} > {log} 2>&1"
+        "python -m srbio normalise --crops {params.crops:q} --out {output:q} "
+        "--settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule patches:
     input:
-        CROPS,
+        PREPARED_RECORDS,
     output:
-        directory(f"{RES}/patches.zarr"),
+        str(R.patches.record),  # written last, beside the store (no timestamp inside the zarr)
     params:
-        cfg=CONFIG_JSON,
-        section=section("patches") + section("split"),
-        crops=lambda w, input: folders(input),
+        crops=lambda w, input: [parent(p) for p in input],
+        store=lambda w, output: str(patches_store_path(output[0])),
+        settings=settings("patches", "split"),
     log:
-        f"{RES}/logs/patches.log",
+        str(R.log("patches")),
     conda:
         "../envs/srbio.yaml"
     resources:
         mem_mb=8000,
         runtime=15,
     shell:
-        "python -m srbio patches --crops {params.crops} --out {output} "
-        "--config {params.cfg} > {log} 2>&1"
+        "python -m srbio patches --crops {params.crops:q} --out {params.store:q} "
+        "--settings {params.settings:q} > {log:q} 2>&1"

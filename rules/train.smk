@@ -6,14 +6,13 @@ rule train:
         patches=rules.patches.output[0],
         normalisation=rules.normalise.output[0],
     output:
-        model=f"{RES}/train/model.pt",
-        curve=f"{RES}/train/training_curve.png",
-        meta=f"{RES}/train/training.json",
+        **outputs(R.train),
     params:
-        cfg=CONFIG_JSON,
-        section=section("model") + section("train"),
+        store=lambda w, input: str(patches_store_path(input.patches)),
+        out=lambda w, output: parent(output.record),
+        settings=settings("model", "train"),
     log:
-        f"{RES}/logs/train.log",
+        str(R.log("train")),
     conda:
         "../envs/srbio.yaml"
     threads: 8
@@ -21,24 +20,24 @@ rule train:
         mem_mb=16000,
         runtime=720,
     shell:
-        "OMP_NUM_THREADS={threads} python -m srbio train --patches {input.patches} "
-        "--normalisation {input.normalisation} --out $(dirname {output.model}) "
-        "--config {params.cfg} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m srbio train --patches {params.store:q} "
+        "--normalisation {input.normalisation:q} --out {params.out:q} "
+        "--settings {params.settings:q} --quiet > {log:q} 2>&1"
 
 
 rule evaluate:
     input:
         model=rules.train.output.model,
-        crops=CROPS,
+        crops=PREPARED_RECORDS,
     output:
-        metrics=f"{RES}/evaluate/metrics.json",
-        pictures=expand(f"{RES}/evaluate/comparison_{{pair}}.png", pair=PAIRS),
+        **outputs(R.evaluate),
+        figures=[str(R.evaluate.figure(name)) for name in PAIRS],
     params:
-        cfg=CONFIG_JSON,
-        section=section("split") + section("predict"),
-        crops=lambda w, input: folders(input.crops),
+        crops=lambda w, input: [parent(p) for p in input.crops],
+        out=lambda w, output: parent(output.record),
+        settings=settings("split", "predict", predict={"volumes"}),
     log:
-        f"{RES}/logs/evaluate.log",
+        str(R.log("evaluate")),
     conda:
         "../envs/srbio.yaml"
     threads: 8
@@ -46,29 +45,27 @@ rule evaluate:
         mem_mb=8000,
         runtime=60,
     shell:
-        "OMP_NUM_THREADS={threads} python -m srbio evaluate --model {input.model} "
-        "--crops {params.crops} --out $(dirname {output.metrics}) --config {params.cfg} "
-        "> {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m srbio evaluate --model {input.model:q} "
+        "--crops {params.crops:q} --out {params.out:q} --settings {params.settings:q} "
+        "> {log:q} 2>&1"
 
 
 rule report:
     input:
-        evaluate=rules.evaluate.output.metrics,
-        train=rules.train.output.meta,
+        evaluation=rules.evaluate.output.record,
+        training=rules.train.output.record,
         normalisation=rules.normalise.output[0],
-        register=expand(f"{RES}/register/{{pair}}/metrics.json", pair=PAIRS),
-        predictions=PREDICTIONS,
+        registrations=[str(R.register(name).record) for name in PAIRS],
     output:
-        f"{RES}/report.md",
-    params:
-        cfg=CONFIG_JSON,
+        str(R.report),
     log:
-        f"{RES}/logs/report.log",
+        str(R.log("report")),
     conda:
         "../envs/srbio.yaml"
     resources:
         mem_mb=2000,
         runtime=5,
     shell:
-        "python -m srbio report --config {params.cfg} --out {output} "
-        "--predictions {input.predictions} > {log} 2>&1"
+        "python -m srbio report --out {output:q} --evaluation {input.evaluation:q} "
+        "--training {input.training:q} --normalisation {input.normalisation:q} "
+        "--registrations {input.registrations:q} > {log:q} 2>&1"

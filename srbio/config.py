@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from srbio.models.registry import NETWORKS, check_scale, network_info, resolve_params
+
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 Spacing = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=2, max_length=3)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
@@ -175,7 +177,19 @@ class NormaliseConfig(Strict):
 
     lr: tuple[float, float] | None = Field(None, description="[vmin, vmax] of the LR")
     hr: tuple[float, float] | None = Field(None, description="[vmin, vmax] of the HR")
-    percentiles: tuple[float, float] = (0.1, 99.9)
+    percentiles: tuple[Annotated[float, Field(ge=0, le=100)], Annotated[float, Field(ge=0, le=100)]] \
+        = Field((0.1, 99.9), description="[low, high] percentiles (0–100) of the estimate")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NormaliseConfig:
+        for name in ("lr", "hr"):
+            given = getattr(self, name)
+            if given is not None and not given[1] > given[0]:
+                raise ValueError(f"{name}: vmax must exceed vmin, got {list(given)}")
+        if not self.percentiles[1] > self.percentiles[0]:
+            raise ValueError(f"percentiles must be [low, high] with low < high, got "
+                             f"{list(self.percentiles)}")
+        return self
 
 
 class PatchesConfig(Strict):
@@ -189,14 +203,20 @@ class PatchesConfig(Strict):
 
 
 class ModelConfig(Strict):
-    """Network: a preset, optionally overridden field by field."""
+    """Network: a name, one of its presets, and parameters overriding the preset's."""
 
-    name: Literal["rcan"] = "rcan"
-    preset: Literal["tiny", "small", "paper"] = "small"
-    n_groups: int | None = Field(None, ge=1)
-    n_blocks: int | None = Field(None, ge=1)
-    n_feats: int | None = Field(None, ge=1)
-    reduction: int | None = Field(None, ge=1)
+    name: str = Field("rcan", description=f"network: {', '.join(sorted(NETWORKS))}")
+    preset: str | None = Field(None, description="named parameter set (default: the network's)")
+    params: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        {}, description="parameters overriding the preset's, e.g. {n_groups: 3}")
+
+    @model_validator(mode="after")
+    def _known(self) -> ModelConfig:
+        info = network_info(self.name)
+        if self.preset is None:
+            self.preset = info.default_preset
+        resolve_params(self.name, self.preset, self.params)
+        return self
 
 
 class TrainConfig(Strict):
@@ -208,9 +228,16 @@ class TrainConfig(Strict):
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     num_workers: int = Field(0, ge=0)
-    gain_augment: tuple[float, float] | None = Field(
+    gain_augment: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] | None = Field(
         (0.5, 2.0), description="random intensity gain range applied to both LR and HR; null: off")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _gain_ordered(self) -> TrainConfig:
+        if self.gain_augment is not None and self.gain_augment[0] > self.gain_augment[1]:
+            raise ValueError(f"gain_augment must be [low, high] with low <= high, got "
+                             f"{list(self.gain_augment)}")
+        return self
 
 
 class PredictVolume(Strict):
@@ -225,12 +252,14 @@ class PredictConfig(Strict):
     """Tiled prediction of chunked volumes."""
 
     volumes: list[PredictVolume] = []
-    tile_shape: tuple[int, int] = Field((256, 256), description="largest LR tile (y, x)")
+    tile_shape: tuple[Annotated[int, Field(ge=8)], Annotated[int, Field(ge=8)]] = Field(
+        (256, 256), description="largest LR tile (y, x), at least 8")
     overlap: int = Field(16, ge=0, description="LR pixels shared by neighbouring tiles")
     batch_size: int = Field(4, ge=1)
     dtype: Literal["uint16", "float32"] = "uint16"
     chunk: int = Field(512, ge=16, description="lateral size of output chunks (HR px)")
-    device: str = "auto"
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:[0-9]+)?)$",
+                        description="auto (CUDA, then MPS, then CPU), cpu, mps, cuda or cuda:N")
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> PredictConfig:
@@ -242,6 +271,7 @@ class PredictConfig(Strict):
 class Config(Strict):
     """The whole ``config.yaml``."""
 
+    version: Literal[1] = Field(1, description="version of this configuration schema")
     results: str = "results"
     simulate: list[SimulateEntry] = []
     pairs: list[Pair] = Field(min_length=1)
@@ -263,6 +293,12 @@ class Config(Strict):
             dup = sorted({n for n in names if names.count(n) > 1})
             if dup:
                 raise ValueError(f"{label}: names must be unique, repeated: {dup}")
+        scale = self.registration.scale
+        if scale != "auto":
+            try:
+                check_scale(self.model.name, scale)
+            except ValueError as exc:
+                raise ValueError(f"register.scale {scale} cannot be trained: {exc}") from None
         return self
 
 
@@ -326,3 +362,69 @@ def load_config(path: str | os.PathLike) -> Config:
 def json_schema() -> str:
     """The JSON schema of ``config.yaml``."""
     return json.dumps(Config.model_json_schema(), indent=2)
+
+
+# the section models a stage may receive on its own (CLI --settings, Snakemake params)
+SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "simulate": SimulateParams, "register": RegisterConfig, "crop": CropConfig,
+    "enhance": EnhanceConfig, "split": SplitConfig, "normalise": NormaliseConfig,
+    "patches": PatchesConfig, "model": ModelConfig, "train": TrainConfig,
+    "predict": PredictConfig,
+}
+
+
+def section_settings(cfg: Config, *names: str, exclude: dict[str, set[str]] | None = None
+                     ) -> str:
+    """JSON of some sections of ``cfg``: exactly the settings one stage needs.
+
+    Snakemake passes it to the CLI as a job's ``params`` (``--settings``), so a job re-runs
+    when, and only when, its own settings change. ``exclude`` drops fields per section (e.g.
+    the volume list from ``predict`` for jobs that never read it).
+    """
+    dumped = cfg.model_dump(mode="json", by_alias=True)
+    out = {}
+    for name in names:
+        value = dumped[name]
+        for field in (exclude or {}).get(name, ()):
+            value.pop(field, None)
+        out[name] = value
+    return json.dumps(out, sort_keys=True, separators=(",", ":"))
+
+
+def load_sections(names: list[str], *, config: str | os.PathLike | None = None,
+                  settings: str | None = None) -> dict[str, BaseModel]:
+    """The validated sections a stage needs, from a config file and/or ``--settings`` JSON.
+
+    Parameters
+    ----------
+    names : list of str
+        Section names (keys of :data:`SECTION_MODELS`).
+    config : path, optional
+        A whole ``config.yaml``; its sections are the starting point.
+    settings : str, optional
+        JSON object ``{section: {key: value}}`` (what :func:`section_settings` writes);
+        replaces the config file's values of the sections it names.
+
+    Returns
+    -------
+    dict
+        Section name → validated model (schema defaults where nothing was given).
+    """
+    base = load_config(config).model_dump(by_alias=True) if config is not None else {}
+    given: dict = {}
+    if settings:
+        try:
+            given = json.loads(settings)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--settings: not valid JSON ({exc})") from None
+        if not isinstance(given, dict) or set(given) - set(names):
+            raise ValueError(f"--settings: expected a JSON object with sections among {names}, "
+                             f"got {list(given) if isinstance(given, dict) else given!r}")
+    out = {}
+    for name in names:
+        data = given.get(name, base.get(name, {}))
+        if name == "simulate" and isinstance(data, list):
+            data = {}  # a config's simulate list: the CLI picks one entry by name
+        source = "--settings" if name in given else str(config or "defaults")
+        out[name] = validate_section(SECTION_MODELS[name], data, source=f"{source} ({name})")
+    return out

@@ -34,4 +34,4 @@ def pair2d(tmp_path_factory, hr2d_path) -> dict[str, Path]:
 
     out = tmp_path_factory.mktemp("sim2d")
     paths = run_simulate(hr2d_path, out, SimulateParams(seed=3, deformation_um=0.0))
-    return {"hr": hr2d_path, **paths}
+    return {"hr": hr2d_path, "lr": paths.lr, "truth": paths.truth, "record": paths.record}

@@ -2,13 +2,18 @@
 
 import hashlib
 import json
+import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from srbio.io import write_tiff
+from srbio.io.records import RegisterFiles, Registration
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def srbio(*args, cwd=None):
@@ -26,14 +31,14 @@ def test_register_cli_contract(tmp_path, pair2d):
     r = srbio("register", "--fixed", pair2d["hr"], "--moving", pair2d["lr"], "--out", out,
               "--transform", "rigid", "--scale", "2")
     assert r.returncode == 0, r.stderr
-    for name in ("transform.tfm", "moving_resampled.tif", "mask.tif", "metrics.json", "qc.png"):
-        assert (out / name).stat().st_size > 0
+    for path in RegisterFiles(out).outputs().values():
+        assert path.stat().st_size > 0
     t = sitk.ReadTransform(str(out / "transform.tfm"))
     truth = sitk.ReadTransform(str(pair2d["truth"]))
     pts = [(10.0, 10.0), (20.0, 25.0), (25.0, 15.0)]
     err = [np.hypot(*np.subtract(t.TransformPoint(p), truth.TransformPoint(p))) for p in pts]
     assert max(err) < 0.1  # µm: the rigid fit of a rigidly-misaligned pair
-    assert json.loads((out / "metrics.json").read_text())["transform"] == "rigid"
+    assert Registration.read(RegisterFiles(out).record).transform == "rigid"
     assert {k: _digest(pair2d[k]) for k in ("hr", "lr")} == before  # inputs untouched
 
 
@@ -68,6 +73,36 @@ def test_command_line_overrides_are_validated_like_the_config(tmp_path):
     assert r.returncode == 2
     assert "command-line options" in r.stderr and "epochs" in r.stderr and "(got 0)" in r.stderr
     assert not (tmp_path / "t").exists()
+
+
+def test_train_checks_its_inputs_before_importing_torch(tmp_path):
+    """A wrong input fails in about a second, not after torch and Lightning load."""
+    code = ("import sys; from srbio.cli import main; rc = main(sys.argv[1:]); "
+            "print('torch' in sys.modules); sys.exit(rc)")
+    r = subprocess.run([sys.executable, "-c", code, "train", "--patches", tmp_path / "p.zarr",
+                        "--normalisation", tmp_path / "n.json", "--out", tmp_path / "t"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "p.json: file not found" in r.stderr
+    assert r.stdout.strip() == "False"
+
+
+def test_settings_json_is_a_stage_config_and_is_validated(tmp_path, pair2d):
+    bad = '{"register": {"transform": "elastic"}}'
+    r = srbio("register", "--fixed", pair2d["hr"], "--moving", pair2d["lr"], "--out",
+              tmp_path / "r", "--settings", bad)
+    assert r.returncode == 2 and "--settings (register)" in r.stderr and "elastic" in r.stderr
+    r = srbio("register", "--fixed", pair2d["hr"], "--moving", pair2d["lr"], "--out",
+              tmp_path / "r", "--settings", '{"train": {}}')
+    assert r.returncode == 2 and "sections among ['register']" in r.stderr
+
+
+def test_verbose_flag_works_before_and_after_the_stage(tmp_path):
+    for args in (["-v", "validate", "config.yaml"], ["validate", "config.yaml", "-v"]):
+        code = ("import logging, sys; from srbio.cli import main; main(sys.argv[1:]); "
+                "print(logging.getLogger().level)")
+        r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                           cwd=ROOT)
+        assert r.stdout.strip().endswith(str(logging.DEBUG)), (args, r.stdout, r.stderr)
 
 
 def test_register_bad_inputs_table(tmp_path, pair2d):

@@ -25,7 +25,20 @@ def test_the_shipped_config_is_valid():
      ({**MINIMAL, "predict": {"tile_shape": [32, 32], "overlap": 16}}, "overlap 16"),
      ({"pairs": []}, "pairs"),
      ({"pairs": MINIMAL["pairs"] * 2}, "repeated: \\['a'\\]"),
-     ({"pairs": [{"name": "a b", "lr": "x", "hr": "y"}]}, "pairs.0.name")],
+     ({"pairs": [{"name": "a b", "lr": "x", "hr": "y"}]}, "pairs.0.name"),
+     # cross-field checks: fail when the config is read, not hours later
+     ({**MINIMAL, "normalise": {"lr": [900, 100]}}, r"normalise.*lr: vmax must exceed vmin"),
+     ({**MINIMAL, "normalise": {"percentiles": [99, 1]}}, "low < high"),
+     ({**MINIMAL, "normalise": {"percentiles": [1, 101]}}, r"percentiles.1.*less than or equal"),
+     ({**MINIMAL, "train": {"gain_augment": [0, 2]}}, r"gain_augment.0.*greater than 0"),
+     ({**MINIMAL, "train": {"gain_augment": [2, 0.5]}}, "low <= high"),
+     ({**MINIMAL, "predict": {"device": "gpu0"}}, r"predict.device.*cuda:N|predict.device"),
+     ({**MINIMAL, "predict": {"tile_shape": [4, 4], "overlap": 0}}, r"tile_shape.0"),
+     ({**MINIMAL, "register": {"scale": 5}}, "register.scale 5 cannot be trained.*1, 2, 3, 4, 8"),
+     ({**MINIMAL, "model": {"name": "srgan"}}, "unknown network 'srgan'"),
+     ({**MINIMAL, "model": {"preset": "huge"}}, "unknown preset 'huge'"),
+     ({**MINIMAL, "model": {"params": {"depth": 3}}}, "no parameter 'depth'"),
+     ({**MINIMAL, "version": 2}, r"version.*1")],
 )
 def test_bad_configs_name_the_key_and_value(data, pattern):
     with pytest.raises(ValueError, match=pattern):
@@ -46,3 +59,19 @@ def test_json_schema_is_exported_and_forbids_extra_keys():
     assert schema["additionalProperties"] is False
     assert "register" in schema["properties"]
     assert Config.model_validate(MINIMAL).model_dump(by_alias=True)["register"]["transform"] == "affine"
+
+
+def test_valid_devices_and_the_version_default():
+    for device in ("auto", "cpu", "cuda", "cuda:1", "mps"):
+        assert validate_config({**MINIMAL, "predict": {"device": device}}).predict.device == device
+    cfg = validate_config(MINIMAL)
+    assert cfg.version == 1 and cfg.model.preset == "small"
+
+
+def test_importing_the_schema_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, srbio.config, srbio.cli; print('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip() == "False", r.stderr

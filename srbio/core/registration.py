@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 from skimage.registration import phase_cross_correlation
+
+from srbio.core.transforms import to_sitk
 
 log = logging.getLogger(__name__)
 
@@ -22,60 +25,6 @@ TRANSFORMS = ("rigid", "affine", "bspline")
 METRICS = ("mattes", "correlation")
 DEFAULT_METRICS = {"rigid": "mattes", "affine": "mattes", "bspline": "correlation"}
 MIN_STEP_UM = 1e-4  # µm; finer steps cost twice the time for no measurable gain
-
-
-def to_sitk(array: np.ndarray, spacing: tuple[float, ...],
-            origin: tuple[float, ...] | None = None) -> sitk.Image:
-    """Wrap a numpy array as a SimpleITK image with spacing/origin given in array axis order."""
-    img = sitk.GetImageFromArray(np.ascontiguousarray(array))
-    img.SetSpacing(tuple(float(s) for s in spacing[::-1]))
-    if origin is not None:
-        img.SetOrigin(tuple(float(o) for o in origin[::-1]))
-    return img
-
-
-def lr_grid(hr_shape: tuple[int, ...], hr_spacing: tuple[float, ...], scale: float
-            ) -> tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]]:
-    """The LR grid aligned with HR: shape, spacing and origin (array axis order, HR frame).
-
-    Lateral axes (the last two) are ``scale`` times coarser; z is unchanged. LR pixel ``i``
-    covers HR pixels ``i*scale … i*scale+scale-1``, so its centre sits at
-    ``(i*scale + (scale-1)/2) * hr_spacing``.
-    """
-    factors = lateral_factors(len(hr_shape), scale)
-    shape = tuple(int(n // f) for n, f in zip(hr_shape, factors, strict=True))
-    spacing = tuple(s * f for s, f in zip(hr_spacing, factors, strict=True))
-    origin = tuple((f - 1) / 2 * s for s, f in zip(hr_spacing, factors, strict=True))
-    return shape, spacing, origin
-
-
-def lateral_factors(ndim: int, scale: float) -> tuple[float, ...]:
-    """Per-axis upsampling factors: ``scale`` on y and x, 1 on z."""
-    return (1,) * (ndim - 2) + (scale, scale)
-
-
-def transform_points(transform: sitk.Transform, points: np.ndarray) -> np.ndarray:
-    """Apply a SimpleITK transform to physical points given as rows in array axis order."""
-    pts = np.asarray(points, float)
-    out = [transform.TransformPoint(tuple(p[::-1])) for p in pts]
-    return np.asarray(out)[:, ::-1]
-
-
-def point_error_px(t_est: sitk.Transform, t_true: sitk.Transform, points: np.ndarray,
-                   spacing: tuple[float, ...]) -> np.ndarray:
-    """Distance between two transforms' images of the same points, in pixels of ``spacing``."""
-    diff = transform_points(t_est, points) - transform_points(t_true, points)
-    return np.sqrt(((diff / np.asarray(spacing)) ** 2).sum(axis=1))
-
-
-def grid_points(mask: np.ndarray, spacing: tuple[float, ...], *, n: int = 2000,
-                origin: tuple[float, ...] | None = None, seed: int = 0) -> np.ndarray:
-    """Physical positions of up to ``n`` random True pixels of ``mask``."""
-    idx = np.argwhere(mask)
-    if len(idx) > n:
-        idx = idx[np.random.default_rng(seed).choice(len(idx), n, replace=False)]
-    org = np.zeros(mask.ndim) if origin is None else np.asarray(origin)
-    return idx * np.asarray(spacing) + org
 
 
 def ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -235,13 +184,48 @@ def _coarse(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...],
 
 def _in_plane_rotation(ndim: int, centre: tuple[float, ...], angle_deg: float) -> sitk.Transform:
     """Euler transform rotating the yx plane by ``angle_deg`` about ``centre`` (SimpleITK order)."""
-    rot = sitk.Euler3DTransform() if ndim == 3 else sitk.Euler2DTransform()
-    rot.SetCenter(centre)
     if ndim == 3:
-        rot.SetRotation(0.0, 0.0, float(np.deg2rad(angle_deg)))
-    else:
-        rot.SetAngle(float(np.deg2rad(angle_deg)))
-    return rot
+        rot3 = sitk.Euler3DTransform()
+        rot3.SetCenter(centre)
+        rot3.SetRotation(0.0, 0.0, float(np.deg2rad(angle_deg)))
+        return rot3
+    rot2 = sitk.Euler2DTransform()
+    rot2.SetCenter(centre)
+    rot2.SetAngle(float(np.deg2rad(angle_deg)))
+    return rot2
+
+
+def _rotation_search(f_img: sitk.Image, f_m: sitk.Image, m_img: sitk.Image, m_m: sitk.Image,
+                     m_centre: tuple[float, ...], angles: np.ndarray
+                     ) -> tuple[float, float, np.ndarray, sitk.Transform] | None:
+    """Best in-plane rotation of the coarse moving image about ``m_centre``, smallest angles first.
+
+    Each rotation gets its translation from masked phase correlation; the highest normalised
+    correlation of the overlap wins. Returns ``(ncc, angle, shift in coarse pixels, rotation)``,
+    or None when no rotation leaves enough overlap.
+    """
+    ndim = f_img.GetDimension()
+    f_arr, f_ok = sitk.GetArrayFromImage(f_img), sitk.GetArrayFromImage(f_m).astype(bool)
+    best = None
+    for angle in sorted(angles, key=abs):
+        rot = _in_plane_rotation(ndim, m_centre, angle)
+        # the rotated moving image, on the fixed coarse grid: moved(u) = moving(R(u - c) + c)
+        mov = sitk.GetArrayFromImage(sitk.Resample(m_img, f_img, rot, sitk.sitkLinear, 0.0))
+        mov_ok = sitk.GetArrayFromImage(sitk.Resample(m_m, f_img, rot,
+                                                      sitk.sitkNearestNeighbor, 0)).astype(bool)
+        if mov_ok.sum() < 0.05 * mov_ok.size:
+            continue
+        shift = phase_cross_correlation(f_arr, mov, reference_mask=f_ok, moving_mask=mov_ok,
+                                        overlap_ratio=0.2)[0]
+        shift = np.rint(shift).astype(int)
+        moved = ndi.shift(mov, shift, order=0, cval=0.0)
+        ok = ndi.shift(mov_ok, shift, order=0, cval=False) & f_ok
+        if ok.sum() < 0.05 * ok.size:
+            continue
+        score = ncc(f_arr, moved, ok)
+        if best is None or score > best[0]:
+            best = (score, angle, shift, rot)
+    return best
 
 
 def coarse_alignment(fixed: np.ndarray, moving: np.ndarray, *,
@@ -266,32 +250,13 @@ def coarse_alignment(fixed: np.ndarray, moving: np.ndarray, *,
     coarse = ((max(fixed_spacing[0], moving_spacing[0]),) if ndim == 3 else ()) + (lateral,) * 2
     f_img, f_m = _coarse(fixed, fmask, fixed_spacing, coarse)
     m_img, m_m = _coarse(moving, mmask, moving_spacing, coarse)
-    f_arr, f_ok = sitk.GetArrayFromImage(f_img), sitk.GetArrayFromImage(f_m).astype(bool)
     m_centre = m_img.TransformContinuousIndexToPhysicalPoint(
         [(n - 1) / 2 for n in m_img.GetSize()])
     f_centre = f_img.TransformContinuousIndexToPhysicalPoint(
         [(n - 1) / 2 for n in f_img.GetSize()])
     angles = np.arange(-max_rotation_deg, max_rotation_deg + 1e-9, rotation_step_deg) \
         if max_rotation_deg > 0 else np.zeros(1)
-    best = None
-    for angle in sorted(angles, key=abs):
-        rot = _in_plane_rotation(ndim, m_centre, angle)
-        # the rotated moving image, on the fixed coarse grid: moved(u) = moving(R(u - c) + c)
-        mov = sitk.GetArrayFromImage(sitk.Resample(m_img, f_img, rot, sitk.sitkLinear, 0.0))
-        mov_ok = sitk.GetArrayFromImage(sitk.Resample(m_m, f_img, rot,
-                                                      sitk.sitkNearestNeighbor, 0)).astype(bool)
-        if mov_ok.sum() < 0.05 * mov_ok.size:
-            continue
-        shift = phase_cross_correlation(f_arr, mov, reference_mask=f_ok, moving_mask=mov_ok,
-                                        overlap_ratio=0.2)[0]
-        shift = np.rint(shift).astype(int)
-        moved = ndi.shift(mov, shift, order=0, cval=0.0)
-        ok = ndi.shift(mov_ok, shift, order=0, cval=False) & f_ok
-        if ok.sum() < 0.05 * ok.size:
-            continue
-        score = ncc(f_arr, moved, ok)
-        if best is None or score > best[0]:
-            best = (score, angle, shift, rot)
+    best = _rotation_search(f_img, f_m, m_img, m_m, m_centre, angles)
     if best is None:
         raise ValueError("coarse alignment found no overlap between the images at any rotation "
                          "or shift: do they show the same sample, with correct pixel sizes?")
@@ -299,9 +264,9 @@ def coarse_alignment(fixed: np.ndarray, moving: np.ndarray, *,
     # fixed x -> rotated-moving u = x - shift*c -> moving R(u - m_c) + m_c
     shift_um = np.asarray(shift, float)[::-1] * np.asarray(f_img.GetSpacing())
     out = _in_plane_rotation(ndim, f_centre, angle)
-    matrix = np.asarray(rot.GetMatrix()).reshape(ndim, ndim)
+    matrix = np.asarray(rot.GetMatrix()).reshape(ndim, ndim)  # type: ignore[attr-defined]
     fc, mc = np.asarray(f_centre), np.asarray(m_centre)
-    out.SetTranslation(tuple(matrix @ (fc - shift_um - mc) + mc - fc))
+    out.SetTranslation(tuple(matrix @ (fc - shift_um - mc) + mc - fc))  # type: ignore[attr-defined]
     summary = {"rotation_deg": float(angle), "shift_um": [float(v) for v in shift_um[::-1]],
                "ncc": float(score), "coarse_spacing_um": [float(c) for c in coarse]}
     return out, summary
@@ -316,30 +281,138 @@ def _unwrap(t: sitk.Transform) -> sitk.Transform:
     return t
 
 
+@dataclass
+class _Problem:
+    """What every stage of one :func:`register` call shares: images, masks and settings."""
+
+    fixed: sitk.Image
+    moving: sitk.Image
+    fixed_mask: sitk.Image | None
+    moving_mask: sitk.Image | None
+    shrink: list[int]
+    coarse_um: float
+    """Largest moving pixel size: the pyramid smoothing is ``coarse_um * shrink / 2``."""
+    iterations: int
+    samples: int
+    seed: int
+
+    def run(self, initial: sitk.Transform, *, kind: str, metric: str,
+            shrink: list[int] | None = None, iterations: int | None = None,
+            moving_initial: sitk.Transform | None = None,
+            mesh_factors: list[int] | None = None) -> tuple[sitk.Transform, float, int]:
+        """Run one multi-resolution stage (:func:`_run_stage`) on these images."""
+        shrink = self.shrink if shrink is None else shrink
+        return _run_stage(
+            self.fixed, self.moving, initial, moving_initial=moving_initial, kind=kind,
+            metric=metric, fixed_mask=self.fixed_mask, moving_mask=self.moving_mask,
+            shrink=shrink, smooth_um=[self.coarse_um * f / 2 for f in shrink],
+            iterations=self.iterations if iterations is None else iterations,
+            samples=self.samples, seed=self.seed, mesh_factors=mesh_factors)
+
+
+def _problem(fixed: np.ndarray, moving: np.ndarray, fixed_spacing: tuple[float, ...],
+             moving_spacing: tuple[float, ...], fixed_mask: np.ndarray | None,
+             moving_mask: np.ndarray | None, *, shrink_factors: tuple[int, ...],
+             iterations: int, samples: int, seed: int) -> _Problem:
+    """Wrap the images and masks for SimpleITK, with the pyramid and optimiser settings."""
+    f_img = to_sitk(fixed.astype(np.float32), fixed_spacing)
+    m_img = to_sitk(moving.astype(np.float32), moving_spacing)
+    f_mask = to_sitk(fixed_mask.astype(np.uint8), fixed_spacing) if fixed_mask is not None else None
+    m_mask = (to_sitk(moving_mask.astype(np.uint8), moving_spacing)
+              if moving_mask is not None else None)
+    return _Problem(f_img, m_img, f_mask, m_mask, list(shrink_factors), max(moving_spacing),
+                    iterations, samples, seed)
+
+
+def _start(p: _Problem, fixed: np.ndarray, moving: np.ndarray, fixed_spacing: tuple[float, ...],
+           moving_spacing: tuple[float, ...], fixed_mask: np.ndarray | None,
+           moving_mask: np.ndarray | None, *, init: str, max_rotation_deg: float
+           ) -> tuple[sitk.Transform, list[dict]]:
+    """Starting transform of the chain, and its stage record (none for the geometric start)."""
+    if init == "geometry":
+        base = sitk.Euler3DTransform() if fixed.ndim == 3 else sitk.Euler2DTransform()
+        return sitk.CenteredTransformInitializer(
+            p.fixed, p.moving, base, sitk.CenteredTransformInitializerFilter.GEOMETRY), []
+    t0 = time.perf_counter()
+    current, summary = coarse_alignment(
+        fixed, moving, fixed_spacing=fixed_spacing, moving_spacing=moving_spacing,
+        fixed_mask=fixed_mask, moving_mask=moving_mask, max_rotation_deg=max_rotation_deg)
+    stage = {"transform": "init-phase", **summary, "seconds": round(time.perf_counter() - t0, 3)}
+    log.info("coarse start: rotation %.1f°, shift %s µm (NCC %.3f)",
+             summary["rotation_deg"], np.round(summary["shift_um"], 2), summary["ncc"])
+    return current, [stage]
+
+
+def _rigid_stage(p: _Problem, current: sitk.Transform, metric: str
+                 ) -> tuple[sitk.Transform, float, int]:
+    """Rigid stage: from ``current`` when it is rigid (Euler), else from the identity."""
+    base = sitk.Euler3DTransform() if p.fixed.GetDimension() == 3 else sitk.Euler2DTransform()
+    initial = current if current.GetName().startswith("Euler") else base
+    out, value, n_it = p.run(initial, kind="rigid", metric=metric)
+    return _unwrap(out), value, n_it
+
+
+def _affine_stage(p: _Problem, current: sitk.Transform, metric: str
+                  ) -> tuple[sitk.Transform, float, int]:
+    """Affine stage, from the linear part of ``current`` (identity when it has none)."""
+    aff = sitk.AffineTransform(p.fixed.GetDimension())
+    cur: Any = _unwrap(current)  # an Euler or affine transform (SimpleITK subclasses)
+    if hasattr(cur, "GetMatrix"):
+        aff.SetMatrix(cur.GetMatrix())
+        aff.SetTranslation(cur.GetTranslation())
+        aff.SetCenter(cur.GetCenter())
+    out, value, n_it = p.run(aff, kind="affine", metric=metric)
+    return _unwrap(out), value, n_it
+
+
+def _bspline_stage(p: _Problem, current: sitk.Transform, metric: str, *, mesh_um: float,
+                   levels: int) -> tuple[sitk.Transform, float, int]:
+    """B-spline stage on a mesh refined ``levels`` times, composed after ``current``."""
+    extent = [sz * sp for sz, sp in zip(p.fixed.GetSize(), p.fixed.GetSpacing(), strict=True)]
+    first = mesh_um * 2 ** (levels - 1)
+    mesh = [max(1, int(round(e / first))) for e in extent]
+    bsp = sitk.BSplineTransformInitializer(p.fixed, mesh, order=3)
+    out, value, n_it = p.run(
+        bsp, kind="bspline", metric=metric, shrink=([1] * levels + p.shrink)[-levels:],
+        iterations=min(p.iterations, 100), moving_initial=current,
+        mesh_factors=[2 ** k for k in range(levels)])
+    comp = sitk.CompositeTransform(p.fixed.GetDimension())
+    comp.AddTransform(current)
+    comp.AddTransform(_unwrap(out))
+    return comp, value, n_it
+
+
+def _run_chain(p: _Problem, current: sitk.Transform, chain: list[str], metrics: dict[str, str],
+               stages: list[dict], *, mesh_um: float, levels: int) -> sitk.Transform:
+    """Run the stages of ``chain`` in turn from ``current``, appending their records to ``stages``."""
+    for kind in chain:
+        t0 = time.perf_counter()
+        if kind == "rigid":
+            current, value, n_it = _rigid_stage(p, current, metrics[kind])
+        elif kind == "affine":
+            current, value, n_it = _affine_stage(p, current, metrics[kind])
+        else:  # bspline, composed after the linear part
+            current, value, n_it = _bspline_stage(p, current, metrics[kind], mesh_um=mesh_um,
+                                                  levels=levels)
+        stages.append({"transform": kind, "metric": value, "iterations": n_it,
+                       "seconds": round(time.perf_counter() - t0, 3)})
+        log.info("registration stage %s: metric %.5f after %d iterations", kind, value, n_it)
+    return current
+
+
 def register(
-    fixed: np.ndarray,
-    moving: np.ndarray,
-    *,
-    fixed_spacing: tuple[float, ...],
-    moving_spacing: tuple[float, ...],
-    transform: str | list[str] = "affine",
-    metric: str | dict[str, str] | None = None,
-    fixed_mask: np.ndarray | None = None,
-    moving_mask: np.ndarray | None = None,
-    shrink_factors: tuple[int, ...] = (4, 2, 1),
-    iterations: int = 300,
-    samples: int = 50_000,
-    bspline_mesh_um: float = 8.0,
-    bspline_levels: int = 2,
-    init: str = "phase",
-    max_rotation_deg: float = 10.0,
-    seed: int = 1,
+    fixed: np.ndarray, moving: np.ndarray, *, fixed_spacing: tuple[float, ...],
+    moving_spacing: tuple[float, ...], transform: str | list[str] = "affine",
+    metric: str | dict[str, str] | None = None, fixed_mask: np.ndarray | None = None,
+    moving_mask: np.ndarray | None = None, shrink_factors: tuple[int, ...] = (4, 2, 1),
+    iterations: int = 300, samples: int = 50_000, bspline_mesh_um: float = 8.0,
+    bspline_levels: int = 2, init: str = "phase", max_rotation_deg: float = 10.0, seed: int = 1,
 ) -> RegistrationResult:
     """Register ``moving`` (LR) onto ``fixed`` (HR) in physical space.
 
-    The chain always starts from a geometric centring, then runs rigid, then affine, then
-    B-spline up to the requested ``transform`` (or exactly the stages of a list), each stage
-    initialised from the previous one; every stage is multi-resolution.
+    The chain starts from ``init``, then runs rigid, then affine, then B-spline up to the
+    requested ``transform`` (or exactly the stages of a list), each stage initialised from
+    the previous one; every stage is multi-resolution.
 
     Parameters
     ----------
@@ -357,23 +430,15 @@ def register(
         correlation for B-spline (Mattes over-fits the deformation: 0.68 vs 0.28 px, 2D).
     fixed_mask, moving_mask : numpy.ndarray of bool, optional
         Pixels outside are excluded from the metric (black borders, fill regions).
-    shrink_factors : tuple of int
-        Pyramid levels.
-    iterations : int
-        Maximum optimiser iterations per level.
-    samples : int
-        Metric samples per level (random sampling).
-    bspline_mesh_um : float
-        Final control-point spacing of the B-spline grid, µm.
-    bspline_levels : int
-        B-spline mesh refinement levels: the first level's mesh is ``2**(levels-1)`` times
-        coarser, each later level doubles it, ending at ``bspline_mesh_um``.
-    init : {"phase", "geometry"}
-        Starting point: rotation search + masked phase correlation on a coarse grid
-        (:func:`coarse_alignment`, survives large shifts and rotations), or the centres of the
-        two images put on top of each other.
-    max_rotation_deg : float
-        Rotation range searched by the ``phase`` start.
+    shrink_factors, iterations, samples : tuple of int, int, int
+        Pyramid levels; maximum optimiser iterations and metric samples (random sampling) per level.
+    bspline_mesh_um, bspline_levels : float, int
+        Final control-point spacing of the B-spline grid (µm), and mesh refinement levels:
+        the first level's mesh is ``2**(levels-1)`` times coarser, each later level doubles it.
+    init, max_rotation_deg : {"phase", "geometry"}, float
+        Starting point: rotation search (within ``±max_rotation_deg``) + masked phase
+        correlation on a coarse grid (:func:`coarse_alignment`, survives large shifts and
+        rotations), or the centres of the two images put on top of each other.
     seed : int
         Seed of the metric sampling.
 
@@ -386,72 +451,13 @@ def register(
         raise ValueError(f"fixed is {fixed.ndim}D but moving is {moving.ndim}D; both must match")
     if init not in ("phase", "geometry"):
         raise ValueError(f"unknown init {init!r} (expected 'phase' or 'geometry')")
-    chain = _chain(transform)
-    metrics = stage_metrics(metric)
+    chain, metrics = _chain(transform), stage_metrics(metric)
     start = time.perf_counter()
-    f_img = to_sitk(fixed.astype(np.float32), fixed_spacing)
-    m_img = to_sitk(moving.astype(np.float32), moving_spacing)
-    f_mask = to_sitk(fixed_mask.astype(np.uint8), fixed_spacing) if fixed_mask is not None else None
-    m_mask = (to_sitk(moving_mask.astype(np.uint8), moving_spacing)
-              if moving_mask is not None else None)
-    ndim = fixed.ndim
-    base = sitk.Euler3DTransform() if ndim == 3 else sitk.Euler2DTransform()
-    stages = []
-    t0 = time.perf_counter()
-    if init == "phase":
-        current, summary = coarse_alignment(
-            fixed, moving, fixed_spacing=fixed_spacing, moving_spacing=moving_spacing,
-            fixed_mask=fixed_mask, moving_mask=moving_mask, max_rotation_deg=max_rotation_deg)
-        stages.append({"transform": "init-phase", **summary,
-                       "seconds": round(time.perf_counter() - t0, 3)})
-        log.info("coarse start: rotation %.1f°, shift %s µm (NCC %.3f)",
-                 summary["rotation_deg"], np.round(summary["shift_um"], 2), summary["ncc"])
-    else:
-        current = sitk.CenteredTransformInitializer(
-            f_img, m_img, base, sitk.CenteredTransformInitializerFilter.GEOMETRY)
-    coarse = max(moving_spacing)
-    smooth = [coarse * f / 2 for f in shrink_factors]
-    shrink = list(shrink_factors)
-    for kind in chain:
-        t0 = time.perf_counter()
-        if kind == "rigid":
-            init = current if current.GetName().startswith("Euler") else base
-            out, value, n_it = _run_stage(
-                f_img, m_img, init, moving_initial=None, kind=kind, metric=metrics[kind],
-                fixed_mask=f_mask, moving_mask=m_mask, shrink=shrink, smooth_um=smooth,
-                iterations=iterations, samples=samples, seed=seed)
-            current = _unwrap(out)
-        elif kind == "affine":
-            aff = sitk.AffineTransform(ndim)
-            cur = _unwrap(current)
-            if hasattr(cur, "GetMatrix"):
-                aff.SetMatrix(cur.GetMatrix())
-                aff.SetTranslation(cur.GetTranslation())
-                aff.SetCenter(cur.GetCenter())
-            out, value, n_it = _run_stage(
-                f_img, m_img, aff, moving_initial=None, kind=kind, metric=metrics[kind],
-                fixed_mask=f_mask, moving_mask=m_mask, shrink=shrink, smooth_um=smooth,
-                iterations=iterations, samples=samples, seed=seed)
-            current = _unwrap(out)
-        else:  # bspline, composed after the linear part
-            extent = [sz * sp for sz, sp in zip(f_img.GetSize(), f_img.GetSpacing(), strict=True)]
-            first = bspline_mesh_um * 2 ** (bspline_levels - 1)
-            mesh = [max(1, int(round(e / first))) for e in extent]
-            bsp = sitk.BSplineTransformInitializer(f_img, mesh, order=3)
-            levels = ([1] * bspline_levels + shrink)[-bspline_levels:]
-            out, value, n_it = _run_stage(
-                f_img, m_img, bsp, moving_initial=current, kind=kind, metric=metrics[kind],
-                fixed_mask=f_mask, moving_mask=m_mask, shrink=levels,
-                smooth_um=[coarse * f / 2 for f in levels], iterations=min(iterations, 100),
-                samples=samples, seed=seed,
-                mesh_factors=[2 ** k for k in range(bspline_levels)])
-            comp = sitk.CompositeTransform(ndim)
-            comp.AddTransform(current)
-            comp.AddTransform(_unwrap(out))
-            current = comp
-        stages.append({"transform": kind, "metric": value, "iterations": n_it,
-                       "seconds": round(time.perf_counter() - t0, 3)})
-        log.info("registration stage %s: metric %.5f after %d iterations", kind, value, n_it)
+    p = _problem(fixed, moving, fixed_spacing, moving_spacing, fixed_mask, moving_mask,
+                 shrink_factors=shrink_factors, iterations=iterations, samples=samples, seed=seed)
+    current, stages = _start(p, fixed, moving, fixed_spacing, moving_spacing, fixed_mask, moving_mask,
+                             init=init, max_rotation_deg=max_rotation_deg)
+    current = _run_chain(p, current, chain, metrics, stages, mesh_um=bspline_mesh_um, levels=bspline_levels)
     return RegistrationResult(_unwrap(current), stages[-1]["metric"], stages,
                               time.perf_counter() - start)
 
@@ -512,28 +518,3 @@ def resample(
     return sitk.GetArrayFromImage(out)
 
 
-def _blocks(array: np.ndarray, factors: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
-    """View ``array`` (trimmed to whole blocks) as (n0, f0, n1, f1, …); returns the block axes."""
-    shape = tuple(n // f for n, f in zip(array.shape, factors, strict=True))
-    trimmed = array[tuple(slice(0, n * f) for n, f in zip(shape, factors, strict=True))]
-    paired = [d for n, f in zip(shape, factors, strict=True) for d in (n, f)]
-    return trimmed.reshape(paired), tuple(range(1, 2 * len(shape), 2))
-
-
-def block_all(mask: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
-    """Downsample a boolean mask: a coarse pixel is True when all its fine pixels are."""
-    blocks, axes = _blocks(mask, factors)
-    return blocks.all(axis=axes)
-
-
-def block_mean(image: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
-    """Downsample by averaging non-overlapping blocks (float32)."""
-    blocks, axes = _blocks(image.astype(np.float32), factors)
-    return blocks.mean(axis=axes)
-
-
-def erode(mask: np.ndarray, iterations: int = 1) -> np.ndarray:
-    """Binary erosion that treats outside the array as invalid."""
-    if iterations <= 0:
-        return mask.copy()
-    return ndi.binary_erosion(mask, iterations=iterations, border_value=0)

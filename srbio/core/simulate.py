@@ -16,8 +16,10 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 from scipy.signal import fftconvolve
 
+from srbio.core.dtypes import cast_clipped
 from srbio.core.enhance import prepare_psf
-from srbio.core.registration import lateral_factors, lr_grid, to_sitk
+from srbio.core.grid import lateral_factors, lr_grid
+from srbio.core.transforms import to_sitk
 from srbio.core.validity import valid_mask
 
 
@@ -98,88 +100,35 @@ def _blur(hr: np.ndarray, spacing: tuple[float, ...], sigma_um: tuple[float, ...
     return ndi.gaussian_filter(img, sig, mode="nearest")
 
 
-def simulate_lr(
-    hr: np.ndarray,
-    *,
-    spacing: tuple[float, ...],
-    scale: float = 2,
-    psf_sigma_um: tuple[float, float] = (0.3, 0.15),
-    psf: np.ndarray | None = None,
-    psf_spacing: tuple[float, ...] | None = None,
-    max_shift_um: tuple[float, float] = (0.3, 2.0),
-    max_rotation_deg: float = 3.0,
-    max_tilt_deg: float = 0.5,
-    affine_strength: float = 0.01,
-    deformation_um: float = 0.03,
-    deformation_spacing_um: float = 8.0,
-    photons_per_count: float = 2.0,
-    read_noise: float = 2.0,
-    border_fraction: float = 0.04,
-    fill: float | str | None = "auto",
-    rotation_deg: float | None = None,
-    shift_um: tuple[float, ...] | None = None,
-    seed: int = 0,
-) -> SimulatedLR:
-    """Simulate an LR acquisition of the sample imaged in ``hr``.
+def _optics(hr: np.ndarray, spacing: tuple[float, ...], scale: float,
+            psf_sigma_um: tuple[float, float], psf: np.ndarray | None,
+            psf_spacing: tuple[float, ...] | None, fill: float | str | None
+            ) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    """What the LR optics see, on the HR grid: PSF blur plus integration over the LR pixel.
 
-    Parameters
-    ----------
-    hr : numpy.ndarray
-        HR image, ``yx`` or ``zyx``.
-    spacing : tuple of float
-        HR pixel size in µm (array axis order).
-    scale : float
-        Lateral sampling factor (LR pixels are ``scale`` times larger in y and x); need not
-        be an integer (a 0.65 µm camera pixel over a 0.2 µm one is 3.25).
-    psf_sigma_um : (float, float)
-        Gaussian PSF sigma (z, lateral) in µm added by the LR optics (z ignored in 2D);
-        pixel integration over the LR pixel is always added.
-    psf, psf_spacing : numpy.ndarray, tuple of float, optional
-        A measured PSF (same dimensionality) used instead of the Gaussian.
-    max_shift_um : (float, float)
-        Maximum random shift (z, lateral) in µm.
-    max_rotation_deg, max_tilt_deg : float
-        Maximum rotation in the yx plane, and tilt out of it (3D).
-    affine_strength : float
-        Maximum magnitude of the random non-rigid linear part (scaling/shear).
-    deformation_um : float
-        Peak amplitude of the smooth lateral deformation in µm.
-    deformation_spacing_um : float
-        Length scale of the deformation (spacing of its random control points) in µm.
-    photons_per_count : float
-        Detected photons per HR intensity unit (sets the shot noise).
-    read_noise : float
-        Standard deviation of the Gaussian read noise, in intensity units.
-    border_fraction : float
-        Width of the black border on each lateral side, as a fraction of the LR size.
-    fill : float, "auto" or None
-        Fill value of invalid HR regions (see :func:`srbio.core.validity.valid_mask`).
-    rotation_deg, shift_um : optional
-        Exact in-plane rotation (degrees) and shift (µm, array axis order) instead of random
-        draws (robustness benchmarks).
-    seed : int
-        Random seed; the same seed gives the same acquisition.
-
-    Returns
-    -------
-    SimulatedLR
+    Returns the blurred image, the valid HR pixels and the Gaussian sigmas used (µm).
     """
-    if not scale >= 1:
-        raise ValueError(f"scale must be at least 1, got {scale}")
     ndim = hr.ndim
-    rng = np.random.default_rng(seed)
     factors = lateral_factors(ndim, scale)
-    lr_shape, lr_spacing, lr_origin = lr_grid(hr.shape, spacing, scale)
     hr_valid = valid_mask(hr, fill=fill)
-
-    # optics + pixel integration, on the HR grid
     pix = [(f * s) / np.sqrt(12) if f > 1 else 0.0 for f, s in zip(factors, spacing, strict=True)]
     psf_sig = ([psf_sigma_um[1]] * 2 if ndim == 2 else [psf_sigma_um[0]] + [psf_sigma_um[1]] * 2)
     sigma = tuple(float(np.hypot(a, b)) for a, b in zip(psf_sig, pix, strict=True))
-    blurred = _blur(hr, spacing, sigma, psf, psf_spacing, hr_valid)
+    return _blur(hr, spacing, sigma, psf, psf_spacing, hr_valid), hr_valid, sigma
 
-    # misalignment: LR physical q -> HR physical x = A (q + o - c) + c + t, after deformation
-    centre = np.array([(n - 1) * s / 2 for n, s in zip(hr.shape, spacing, strict=True)])
+
+def _misalignment(rng: np.random.Generator, hr_shape: tuple[int, ...], spacing: tuple[float, ...],
+                  lr_origin: tuple[float, ...], *, max_rotation_deg: float, max_tilt_deg: float,
+                  affine_strength: float, max_shift_um: tuple[float, float],
+                  rotation_deg: float | None, shift_um: tuple[float, ...] | None
+                  ) -> tuple[sitk.AffineTransform, dict]:
+    """Draw the rigid/affine misalignment (yaw, tilts, linear part, shift, in that order).
+
+    The transform maps LR physical ``q`` to HR physical ``x = A (q + o - c) + c + t``, after the
+    deformation (``o``: LR origin, ``c``: HR centre). Returns it and the drawn parameters.
+    """
+    ndim = len(hr_shape)
+    centre = np.array([(n - 1) * s / 2 for n, s in zip(hr_shape, spacing, strict=True)])
     yaw = rng.uniform(-max_rotation_deg, max_rotation_deg)
     if rotation_deg is not None:  # drawn anyway: the other draws stay the same
         yaw = float(rotation_deg)
@@ -201,28 +150,40 @@ def simulate_lr(
     affine.SetMatrix(tuple(matrix[::-1, ::-1].ravel()))
     affine.SetCenter(tuple(centre[::-1]))
     affine.SetTranslation(tuple(translation[::-1]))
+    drawn = {"rotation_deg": yaw, "tilt_deg": list(tilts), "matrix": matrix.tolist(),
+             "shift_um": shift.tolist()}
+    return affine, drawn
 
-    # the deformation is smooth on the scale of deformation_spacing_um: sample it on a grid
-    # about 8 times finer than that (not on every LR pixel) to keep the truth file small
+
+def _deformation(rng: np.random.Generator, lr_shape: tuple[int, ...],
+                 lr_spacing: tuple[float, ...], amplitude_um: float, control_um: float
+                 ) -> tuple[sitk.Transform, sitk.Transform]:
+    """Smooth random lateral deformation of the LR frame, and its inverse (displacement fields).
+
+    The deformation is smooth on the scale of ``control_um``: it is sampled on a grid about 8
+    times finer than that (not on every LR pixel) to keep the truth file small.
+    """
+    ndim = len(lr_shape)
     field_spacing = tuple(
-        s if i < ndim - 2 else max(s, deformation_spacing_um / 8)
+        s if i < ndim - 2 else max(s, control_um / 8)
         for i, s in enumerate(lr_spacing))
     field_shape = tuple(int(np.ceil((n - 1) * s / fs)) + 1
                         for n, s, fs in zip(lr_shape, lr_spacing, field_spacing, strict=True))
-    field = _smooth_field(field_shape, field_spacing, amplitude_um=deformation_um,
-                          control_um=deformation_spacing_um, rng=rng, lateral_only=True)
+    field = _smooth_field(field_shape, field_spacing, amplitude_um=amplitude_um,
+                          control_um=control_um, rng=rng, lateral_only=True)
     field_img = sitk.GetImageFromArray(field[..., ::-1].astype(np.float64), isVector=True)
     field_img.SetSpacing(tuple(float(s) for s in field_spacing[::-1]))
     inverse_img = sitk.InvertDisplacementField(
         field_img, maximumNumberOfIterations=100, maxErrorToleranceThreshold=1e-5,
         meanErrorToleranceThreshold=1e-7, enforceBoundaryCondition=False)
     deform = sitk.DisplacementFieldTransform(sitk.Image(field_img))
-    deform_inv = sitk.DisplacementFieldTransform(inverse_img)
+    return deform, sitk.DisplacementFieldTransform(inverse_img)
 
-    # SimpleITK composites apply the last-added transform first
-    lr_to_hr = sitk.CompositeTransform([affine, deform])
-    hr_to_lr = sitk.CompositeTransform([deform_inv, affine.GetInverse()])
 
+def _sample_lr(blurred: np.ndarray, hr_valid: np.ndarray, spacing: tuple[float, ...],
+               lr_shape: tuple[int, ...], lr_spacing: tuple[float, ...],
+               lr_to_hr: sitk.Transform) -> tuple[np.ndarray, np.ndarray]:
+    """Resample the blurred HR onto the LR grid; also return where the LR sees valid HR only."""
     ref = sitk.Image([int(n) for n in lr_shape[::-1]], sitk.sitkFloat32)
     ref.SetSpacing(tuple(float(s) for s in lr_spacing[::-1]))
     lr = sitk.GetArrayFromImage(sitk.Resample(to_sitk(blurred, spacing), ref, lr_to_hr,
@@ -230,24 +191,89 @@ def simulate_lr(
     support = sitk.GetArrayFromImage(sitk.Resample(
         to_sitk(hr_valid.astype(np.float32), spacing), ref, lr_to_hr, sitk.sitkLinear, 0.0,
         sitk.sitkFloat32)) > 0.999
+    return lr, support
 
-    border = np.zeros(lr_shape, bool)
+
+def _border(shape: tuple[int, ...], fraction: float) -> np.ndarray:
+    """Mask of the black border: ``fraction`` of the size on each side of the lateral axes."""
+    ndim = len(shape)
+    border = np.zeros(shape, bool)
     for axis in range(ndim - 2, ndim):
-        w = int(round(border_fraction * lr_shape[axis]))
+        w = int(round(fraction * shape[axis]))
         if w > 0:
             idx = [slice(None)] * ndim
             idx[axis] = slice(0, w)
             border[tuple(idx)] = True
-            idx[axis] = slice(lr_shape[axis] - w, None)
+            idx[axis] = slice(shape[axis] - w, None)
             border[tuple(idx)] = True
-    valid = support & ~border
+    return border
 
+
+def _noise(lr: np.ndarray, valid: np.ndarray, rng: np.random.Generator,
+           photons_per_count: float, read_noise: float) -> np.ndarray:
+    """Add shot (Poisson) then read (Gaussian) noise; uint16, 0 outside ``valid``, 1 minimum."""
     photons = rng.poisson(np.clip(lr, 0, None) * photons_per_count) / photons_per_count
-    noisy = photons + rng.normal(0.0, read_noise, lr_shape)
-    out = np.where(valid, np.clip(np.rint(noisy), 1, 65535), 0).astype(np.uint16)
-    params = {"scale": scale, "rotation_deg": yaw, "tilt_deg": list(tilts),
-              "matrix": matrix.tolist(), "shift_um": shift.tolist(),
-              "psf_sigma_um": list(sigma), "deformation_um": deformation_um,
-              "photons_per_count": photons_per_count, "read_noise": read_noise,
-              "border_fraction": border_fraction, "seed": seed}
+    noisy = photons + rng.normal(0.0, read_noise, lr.shape)
+    return np.where(valid, cast_clipped(noisy, "uint16", low=1)[0], 0).astype(np.uint16)
+
+
+def simulate_lr(
+    hr: np.ndarray, *, spacing: tuple[float, ...], scale: float = 2,
+    psf_sigma_um: tuple[float, float] = (0.3, 0.15), psf: np.ndarray | None = None,
+    psf_spacing: tuple[float, ...] | None = None, max_shift_um: tuple[float, float] = (0.3, 2.0),
+    max_rotation_deg: float = 3.0, max_tilt_deg: float = 0.5, affine_strength: float = 0.01,
+    deformation_um: float = 0.03, deformation_spacing_um: float = 8.0,
+    photons_per_count: float = 2.0, read_noise: float = 2.0, border_fraction: float = 0.04,
+    fill: float | str | None = "auto", rotation_deg: float | None = None,
+    shift_um: tuple[float, ...] | None = None, seed: int = 0,
+) -> SimulatedLR:
+    """Simulate an LR acquisition of the sample imaged in ``hr``.
+
+    Parameters
+    ----------
+    hr, spacing : numpy.ndarray, tuple of float
+        HR image (``yx`` or ``zyx``) and its pixel size in µm (array axis order).
+    scale : float
+        Lateral sampling factor (LR pixels are ``scale`` times larger in y and x); need not
+        be an integer (a 0.65 µm camera pixel over a 0.2 µm one is 3.25).
+    psf_sigma_um : (float, float)
+        Gaussian PSF sigma (z, lateral) in µm added by the LR optics (z ignored in 2D);
+        pixel integration over the LR pixel is always added.
+    psf, psf_spacing : numpy.ndarray, tuple of float, optional
+        A measured PSF (same dimensionality) used instead of the Gaussian.
+    max_shift_um, max_rotation_deg, max_tilt_deg : (float, float), float, float
+        Maximum random shift (z, lateral) in µm, rotation in the yx plane, tilt out of it (3D).
+    affine_strength : float
+        Maximum magnitude of the random non-rigid linear part (scaling/shear).
+    deformation_um, deformation_spacing_um : float
+        Peak amplitude and length scale (control-point spacing) of the smooth lateral deformation, µm.
+    photons_per_count, read_noise : float
+        Detected photons per HR intensity unit (sets the shot noise); read-noise sigma (intensity).
+    border_fraction : float
+        Width of the black border on each lateral side, as a fraction of the LR size.
+    fill : float, "auto" or None
+        Fill value of invalid HR regions (see :func:`srbio.core.validity.valid_mask`).
+    rotation_deg, shift_um : optional
+        Exact in-plane rotation (degrees) and shift (µm, array axis order) replacing the draws.
+    seed : int
+        Random seed; the same seed gives the same acquisition.
+    """
+    if not scale >= 1:
+        raise ValueError(f"scale must be at least 1, got {scale}")
+    rng = np.random.default_rng(seed)
+    lr_shape, lr_spacing, lr_origin = lr_grid(hr.shape, spacing, scale)
+    blurred, hr_valid, sigma = _optics(hr, spacing, scale, psf_sigma_um, psf, psf_spacing, fill)
+    affine, drawn = _misalignment(
+        rng, hr.shape, spacing, lr_origin, max_rotation_deg=max_rotation_deg,
+        max_tilt_deg=max_tilt_deg, affine_strength=affine_strength, max_shift_um=max_shift_um,
+        rotation_deg=rotation_deg, shift_um=shift_um)
+    deform, deform_inv = _deformation(rng, lr_shape, lr_spacing, deformation_um, deformation_spacing_um)
+    # SimpleITK composites apply the last-added transform first
+    lr_to_hr = sitk.CompositeTransform([affine, deform])
+    hr_to_lr = sitk.CompositeTransform([deform_inv, affine.GetInverse()])
+    lr, support = _sample_lr(blurred, hr_valid, spacing, lr_shape, lr_spacing, lr_to_hr)
+    out = _noise(lr, support & ~_border(lr_shape, border_fraction), rng, photons_per_count, read_noise)
+    params = {"scale": scale, **drawn, "psf_sigma_um": list(sigma),
+              "deformation_um": deformation_um, "photons_per_count": photons_per_count,
+              "read_noise": read_noise, "border_fraction": border_fraction, "seed": seed}
     return SimulatedLR(out, lr_spacing, hr_to_lr, params)

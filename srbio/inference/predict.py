@@ -19,21 +19,37 @@ import torch
 import zarr
 from tqdm.auto import tqdm
 
+from srbio.core.dtypes import cast_clipped
 from srbio.core.normalise import denormalise, normalise
 from srbio.core.tiling import balanced_tile, blend_weight, intersecting, tile_starts
 
 log = logging.getLogger(__name__)
 
 
+def _mps() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
 def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then MPS, then CPU; any other value is passed to torch."""
+    """The torch device for ``name``: ``auto`` (CUDA, then MPS, then CPU), cpu, mps, cuda[:N].
+
+    Raises
+    ------
+    ValueError
+        When the device asked for is not available on this machine.
+    """
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
+        return torch.device("mps" if _mps() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and (not torch.cuda.is_available()
+                                  or (device.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"device {name!r} asked for, but this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s); use device auto or cpu")
+    if device.type == "mps" and not _mps():
+        raise ValueError(f"device {name!r} asked for, but MPS is not available here")
+    return device
 
 
 class TiledPredictor:
@@ -168,17 +184,25 @@ class TiledPredictor:
         return np.stack([self.predict_plane(p) for p in image])
 
 
-def _cast(block: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, int, int]:
-    """Cast to the output dtype; integers are rounded and clipped (counts below/above)."""
-    if dtype == np.float32:
-        return block.astype(np.float32), 0, 0
-    info = np.iinfo(dtype)
-    low, high = int((block < info.min).sum()), int((block > info.max).sum())
-    return np.clip(np.rint(block), info.min, info.max).astype(dtype), low, high
+def output_regions(shape: tuple[int, ...], chunks: tuple[int, ...]
+                   ) -> list[tuple[slice, slice]]:
+    """The lateral (y, x) regions of one output plane, one per chunk, in row-major order."""
+    (h, w), (ch, cw) = shape[-2:], chunks[-2:]
+    return [(slice(y0, min(y0 + ch, h)), slice(x0, min(x0 + cw, w)))
+            for y0 in range(0, h, ch) for x0 in range(0, w, cw)]
+
+
+def _log_clipping(low: int, high: int, total_px: int, dtype: np.dtype) -> None:
+    if low:  # typical in black borders / fill regions, which normalise below vmin
+        log.info("%d predicted pixels (%.1f%%) were below 0 and were set to 0 (black borders "
+                 "and fill regions normalise below vmin)", low, 100 * low / total_px)
+    if high:
+        log.warning("%d predicted pixels (%.2f%%) exceeded %d and were clipped: consider "
+                    "dtype float32", high, 100 * high / total_px, np.iinfo(dtype).max)
 
 
 def predict_to_zarr(predictor: TiledPredictor, source, out: zarr.Array, *,
-                    progress: bool = True) -> dict[str, float]:
+                    progress: bool = True) -> dict[str, int]:
     """Predict a 2D/3D LR array chunk by chunk into a pre-created output array.
 
     Parameters
@@ -196,47 +220,34 @@ def predict_to_zarr(predictor: TiledPredictor, source, out: zarr.Array, *,
     Returns
     -------
     dict
-        ``tiles`` computed; ``clipped`` pixels outside the output dtype's range, also split
-        into ``clipped_low`` and ``clipped_high``.
+        ``tiles`` computed; ``clipped_low`` / ``clipped_high``: pixels clipped below / above
+        the output dtype's range.
     """
     s = predictor.scale
-    planes = source.shape[0] if source.ndim == 3 else 1
     lr_shape = tuple(source.shape[-2:])
     expected = (*source.shape[:-2], lr_shape[0] * s, lr_shape[1] * s)
     if tuple(out.shape) != expected:
         raise ValueError(f"output shape {out.shape} does not match the input × {s}: {expected}")
-    ch, cw = out.chunks[-2:]
-    sy, sx, (th, _) = predictor.grid(lr_shape)
-    cache_size = len(sx) * (int(np.ceil(ch / (th * s))) + 2)
+    _, sx, (th, _) = predictor.grid(lr_shape)
+    cache_size = len(sx) * (int(np.ceil(out.chunks[-2] / (th * s))) + 2)
     dtype = np.dtype(out.dtype)
+    regions = output_regions(expected, tuple(out.chunks))
+    planes = source.shape[0] if source.ndim == 3 else 1
     low = high = 0
-    chunk_rows = range(0, expected[-2], ch)
-    chunk_cols = range(0, expected[-1], cw)
-    total = planes * len(chunk_rows) * len(chunk_cols)
-    bar = tqdm(total=total, desc="predict chunks", disable=not progress, unit="chunk")
-    for z in range(planes):
-        plane_src = source[z] if source.ndim == 3 else source
-        cache: OrderedDict = OrderedDict()
+    with tqdm(total=planes * len(regions), desc="predict chunks", disable=not progress,
+              unit="chunk") as bar:
+        for z in range(planes):
+            plane = source[z] if source.ndim == 3 else source
+            cache: OrderedDict = OrderedDict()
 
-        def read_tile(a: int, b: int, c: int, d: int, src=plane_src) -> np.ndarray:
-            return np.asarray(src[a:b, c:d])
+            def read_tile(a: int, b: int, c: int, d: int, src=plane) -> np.ndarray:
+                return np.asarray(src[a:b, c:d])
 
-        for y0 in chunk_rows:
-            for x0 in chunk_cols:
-                region = (slice(y0, min(y0 + ch, expected[-2])),
-                          slice(x0, min(x0 + cw, expected[-1])))
+            for region in regions:
                 pred = predictor.predict_region(read_tile, lr_shape, region, cache, z, cache_size)
-                block, n_low, n_high = _cast(pred, dtype)
+                block, n_low, n_high = cast_clipped(pred, dtype)
                 low, high = low + n_low, high + n_high
                 out[(z, *region) if source.ndim == 3 else region] = block
                 bar.update()
-    bar.close()
-    total_px = int(np.prod(out.shape))
-    if low:  # typical in black borders / fill regions, which normalise below vmin
-        log.info("%d predicted pixels (%.1f%%) were below 0 and were set to 0 (black borders "
-                 "and fill regions normalise below vmin)", low, 100 * low / total_px)
-    if high:
-        log.warning("%d predicted pixels (%.2f%%) exceeded %d and were clipped: consider "
-                    "dtype float32", high, 100 * high / total_px, np.iinfo(dtype).max)
-    return {"tiles": predictor.tiles_computed, "clipped": low + high, "clipped_low": low,
-            "clipped_high": high}
+    _log_clipping(low, high, int(np.prod(out.shape)), dtype)
+    return {"tiles": predictor.tiles_computed, "clipped_low": low, "clipped_high": high}

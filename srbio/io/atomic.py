@@ -43,3 +43,43 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     if final.exists():
         _remove(final)
     os.replace(tmp, final)
+
+
+@contextlib.contextmanager
+def atomic_files(folder: str | os.PathLike, *, last: str | None = None) -> Iterator[Path]:
+    """Yield a temporary folder whose files replace their namesakes in ``folder`` on success.
+
+    A stage writes all its outputs into the temporary folder; when the block succeeds each
+    file is moved into ``folder`` with an atomic rename, ``last`` (the stage's record, the
+    mark of a complete output) after all others. On failure nothing in ``folder`` changes.
+
+    Parameters
+    ----------
+    folder : path-like
+        The stage's output folder (created if missing).
+    last : str, optional
+        Name of the file moved last.
+
+    Yields
+    ------
+    Path
+        The temporary folder (a hidden sibling inside ``folder``).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".tmp-{os.getpid()}"
+    _remove(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        names = sorted(p.name for p in tmp.iterdir())
+        if last in names:
+            names.remove(last)
+            names.append(last)
+        for name in names:
+            target = folder / name
+            if target.is_dir() and not target.is_symlink():
+                _remove(target)
+            os.replace(tmp / name, target)
+    finally:
+        _remove(tmp)

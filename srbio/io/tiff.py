@@ -12,36 +12,39 @@ import tifffile
 import zarr
 
 from srbio.io.atomic import atomic_path
+from srbio.io.zarr import UnitError, is_uncalibrated, to_micrometres
 
 log = logging.getLogger(__name__)
 
-_UNIT_TO_UM = {"um": 1.0, "µm": 1.0, "\\u00B5m": 1.0, "micron": 1.0, "microns": 1.0,
-               "micrometer": 1.0, "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3}
+_RESUNIT_INCH, _RESUNIT_CENTIMETER = 2, 3
 
 
-def _lateral_spacing(page: tifffile.TiffPage, unit_um: float | None) -> tuple[float, float] | None:
+def _lateral_spacing(page: tifffile.TiffPage, unit: str | None, path: Path) -> tuple[float, float] | None:
+    """(y, x) pixel size in µm from the resolution tags; ``unit`` is ImageJ's unit (None: none)."""
     tags = page.tags
     if "XResolution" not in tags or "YResolution" not in tags:
         return None
     unit_tag = tags.get("ResolutionUnit")
-    unit = int(unit_tag.value) if unit_tag is not None else 1
-    if unit == 2:  # inch
-        per_unit_um = 25400.0
-    elif unit == 3:  # centimetre
-        per_unit_um = 1e4
-    elif unit_um is not None:  # ImageJ writes RESUNIT NONE and keeps the unit in its metadata
-        per_unit_um = unit_um
+    res_unit = int(unit_tag.value) if unit_tag is not None else 1
+    source = f"{path}: TIFF ResolutionUnit"
+    if res_unit == _RESUNIT_INCH:
+        length_unit = "inch"
+    elif res_unit == _RESUNIT_CENTIMETER:
+        length_unit = "centimeter"
+    elif unit is not None:  # ImageJ writes RESUNIT NONE and keeps the unit in its metadata
+        length_unit, source = unit, f"{path}: ImageJ unit"
     else:
         return None
-    values = []
+    per_pixel = []
     for name in ("YResolution", "XResolution"):
         num, den = tags[name].value
         if num == 0 or den == 0:
             return None
-        values.append(per_unit_um * den / num)
-    if values == [per_unit_um, per_unit_um] and unit == 1:
+        per_pixel.append(den / num)
+    if per_pixel == [1.0, 1.0] and res_unit == 1:
         return None  # tifffile's default resolution of 1 pixel per unit: not a measurement
-    return values[0], values[1]
+    y, x = (to_micrometres(v, length_unit, source=source) for v in per_pixel)
+    return y, x
 
 
 def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, ...] | None]:
@@ -63,13 +66,16 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, ...] | 
     Raises
     ------
     ValueError
-        If the file is not a readable TIFF.
+        If the file is not a readable TIFF, or its ImageJ unit is not a known length unit
+        (the message names the file and the unit). ImageJ's ``"pixel"`` means no pixel size.
     """
     path = Path(path)
     try:
         with tifffile.TiffFile(path) as tif:
             image = tif.asarray()
             spacing = _spacing(tif, image.ndim, path)
+    except UnitError:
+        raise
     except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as exc:
         raise ValueError(f"{path}: cannot read TIFF ({exc})") from exc
     return image, spacing
@@ -78,8 +84,22 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, ...] | 
 def open_tiff_lazy(path: str | os.PathLike) -> tuple[da.Array, tuple[float, ...] | None]:
     """Open a TIFF lazily (pages read on demand through tifffile's zarr store).
 
-    Returns the data as a dask array (one chunk per page or tile) and the pixel sizes as
-    :func:`read_tiff` does; memory use does not grow with the file size.
+    Parameters
+    ----------
+    path : path-like
+        The TIFF file. It is opened read-only.
+
+    Returns
+    -------
+    data : dask.array.Array
+        One chunk per page or tile; memory use does not grow with the file size.
+    spacing : tuple of float or None
+        Pixel sizes in µm as :func:`read_tiff` returns them.
+
+    Raises
+    ------
+    ValueError
+        As :func:`read_tiff`.
     """
     path = Path(path)
     try:
@@ -90,24 +110,27 @@ def open_tiff_lazy(path: str | os.PathLike) -> tuple[da.Array, tuple[float, ...]
         if isinstance(node, zarr.Group):  # pyramidal file: the full-resolution level
             node = node["0"]
         data = da.from_zarr(node)
+    except UnitError:
+        raise
     except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as exc:
         raise ValueError(f"{path}: cannot read TIFF ({exc})") from exc
     return data, spacing
 
 
 def _spacing(tif: tifffile.TiffFile, ndim: int, path: Path) -> tuple[float, ...] | None:
-    page = tif.pages.first
+    """Pixel sizes in µm (array axis order) from the resolution tags and ImageJ metadata."""
     ij = tif.imagej_metadata or {}
     unit = ij.get("unit")
-    unit_um = _UNIT_TO_UM.get(str(unit).strip().lower()) if unit is not None else None
-    if unit is not None and unit_um is None:
-        log.warning("%s: unknown ImageJ unit %r, pixel sizes ignored", path, unit)
-    lateral = _lateral_spacing(page, unit_um)
+    if unit is not None and is_uncalibrated(unit):
+        return None  # ImageJ's "pixel": the image is not calibrated
+    unit = None if unit is None else str(unit)
+    lateral = _lateral_spacing(tif.pages.first, unit, path)
     if lateral is not None:
         if ndim == 2:
             return lateral
         if ndim == 3 and "spacing" in ij:
-            return (float(ij["spacing"]) * (unit_um or 1.0), *lateral)
+            z = to_micrometres(float(ij["spacing"]), unit, source=f"{path}: ImageJ unit")
+            return (z, *lateral)
     return None
 
 

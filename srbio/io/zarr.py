@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -14,6 +17,113 @@ from zarr.codecs import BloscCodec
 
 _SPATIAL = ("z", "y", "x")
 
+# Micrometres per unit, exact where the unit is defined exactly. Keys are lower case.
+_NGFF_SPACE_UNITS: dict[str, Fraction] = {
+    "angstrom": Fraction(1, 10**4), "attometer": Fraction(1, 10**12),
+    "centimeter": Fraction(10**4), "decimeter": Fraction(10**5), "exameter": Fraction(10**24),
+    "femtometer": Fraction(1, 10**9), "foot": Fraction(304800), "gigameter": Fraction(10**15),
+    "hectometer": Fraction(10**8), "inch": Fraction(25400), "kilometer": Fraction(10**9),
+    "megameter": Fraction(10**12), "meter": Fraction(10**6), "micrometer": Fraction(1),
+    "mile": Fraction(1609344000), "millimeter": Fraction(10**3), "nanometer": Fraction(1, 10**3),
+    "parsec": Fraction(30856775814913673) * 10**6, "petameter": Fraction(10**21),
+    "picometer": Fraction(1, 10**6), "terameter": Fraction(10**18), "yard": Fraction(914400),
+    "yoctometer": Fraction(1, 10**18), "yottameter": Fraction(10**30),
+    "zeptometer": Fraction(1, 10**15), "zettameter": Fraction(10**27),
+}
+# Abbreviations and the spellings ImageJ / Fiji / Bio-Formats write (ImageJ may escape µ as "\\u00B5").
+_UNIT_ALIASES = {
+    "um": "micrometer", "\\u00b5m": "micrometer", "\\u03bcm": "micrometer",
+    "\N{MICRO SIGN}m": "micrometer", "\N{GREEK SMALL LETTER MU}m": "micrometer",
+    "micron": "micrometer", "microns": "micrometer",
+    "nm": "nanometer", "mm": "millimeter", "cm": "centimeter", "dm": "decimeter", "m": "meter",
+    "km": "kilometer", "pm": "picometer", "\N{LATIN SMALL LETTER A WITH RING ABOVE}": "angstrom",
+}
+_UM_PER_UNIT: dict[str, Fraction] = {
+    **_NGFF_SPACE_UNITS,
+    **{name.replace("meter", "metre"): f for name, f in _NGFF_SPACE_UNITS.items()},
+    **{name + "s": f for name, f in _NGFF_SPACE_UNITS.items() if name not in ("foot", "inch")},
+    **{name.replace("meter", "metres"): f for name, f in _NGFF_SPACE_UNITS.items() if "meter" in name},
+    **{alias: _NGFF_SPACE_UNITS[name] for alias, name in _UNIT_ALIASES.items()},
+    "feet": _NGFF_SPACE_UNITS["foot"], "inches": _NGFF_SPACE_UNITS["inch"],
+}
+# Units that mean "not calibrated" (ImageJ writes "pixel" for an image without a pixel size).
+_UNCALIBRATED = ("pixel", "pixels", "px", "")
+
+
+class UnitError(ValueError):
+    """A file records a length unit that srbio cannot convert to µm."""
+
+
+def _unit_key(unit: object) -> str:
+    return str(unit).strip().lower()
+
+
+def is_uncalibrated(unit: object) -> bool:
+    """Whether a recorded unit means "no pixel size" (``"pixel"``, ``"px"`` or empty)."""
+    return _unit_key(unit) in _UNCALIBRATED
+
+
+def to_micrometres(value: float, unit: object, *, source: str) -> float:
+    """Convert a length recorded in a file to µm, the one length unit used inside srbio.
+
+    Parameters
+    ----------
+    value : float
+        The length in ``unit``.
+    unit : str or None
+        An OME-NGFF space unit (``"nanometer"``, ...) or a common abbreviation / ImageJ
+        spelling (``"nm"``, ``"um"``, ``"µm"``, ``"micron"``, ...), case-insensitive.
+        None means µm.
+    source : str
+        Where the value comes from (file, axis), for the error message.
+
+    Returns
+    -------
+    float
+        The length in µm.
+
+    Raises
+    ------
+    UnitError
+        If the unit is not a known length unit (a ``ValueError``).
+    """
+    if unit is None:
+        return float(value)
+    factor = _UM_PER_UNIT.get(_unit_key(unit))
+    if factor is None:
+        accepted = ", ".join([*_NGFF_SPACE_UNITS, *_UNIT_ALIASES])
+        raise UnitError(
+            f"{source}: unknown length unit {unit!r}; accepted (case-insensitive): {accepted}"
+        )
+    return float(Fraction(float(value)) * factor)
+
+
+def _is_space_axis(axis: object) -> bool:
+    if isinstance(axis, dict):
+        kind = axis.get("type")
+        return kind == "space" if kind is not None else axis.get("name") in _SPATIAL
+    return str(axis) in _SPATIAL
+
+
+def _scale_to_um(
+    scale: tuple[float, ...], names: Sequence[str], spaces: Sequence[bool],
+    units: Sequence[object], source: str,
+) -> tuple[float, ...] | None:
+    """Convert the space entries of a per-axis scale to µm; None when a space axis is in pixels."""
+    out = []
+    for value, name, space, unit in zip(scale, names, spaces, units, strict=True):
+        if space and unit is not None and is_uncalibrated(unit):
+            return None
+        out.append(to_micrometres(value, unit, source=f"{source}: axis {name!r}") if space else value)
+    return tuple(out)
+
+
+def _store_name(group: zarr.Group) -> str:
+    root = getattr(group.store, "root", None)
+    if root is None:
+        return str(group.store)
+    return str(Path(root) / group.path) if group.path else str(root)
+
 
 def _multiscales(attrs: dict) -> list | None:
     if "ome" in attrs and "multiscales" in attrs["ome"]:
@@ -22,18 +132,66 @@ def _multiscales(attrs: dict) -> list | None:
 
 
 def read_ome_zarr_spacing(group: zarr.Group) -> tuple[str, tuple[float, ...] | None, list[str]]:
-    """Return the full-resolution dataset path, its scale and its axis names of an OME-Zarr group."""
+    """Return the full-resolution dataset path, its scale and its axis names of an OME-Zarr group.
+
+    The scale of each space axis is converted from that axis' ``unit`` to µm (no unit: µm);
+    the scale of other axes (``c``, ``t``) is returned as stored.
+
+    Parameters
+    ----------
+    group : zarr.Group
+        An OME-Zarr image group.
+
+    Returns
+    -------
+    path : str
+        The full-resolution dataset inside the group.
+    scale : tuple of float or None
+        Per-axis scale (µm for space axes), or None when absent or a space axis is in pixels.
+    axes : list of str
+        The axis names (empty when the metadata has none).
+
+    Raises
+    ------
+    ValueError
+        If the group holds no multiscales metadata, or a space axis has an unknown unit
+        (the message names the store, the axis and the unit).
+    """
+    source = _store_name(group)
     ms = _multiscales(dict(group.attrs))
     if not ms:
-        raise ValueError(f"{group.store}: zarr group without OME-Zarr 'multiscales' metadata")
+        raise ValueError(f"{source}: zarr group without OME-Zarr 'multiscales' metadata")
     first = ms[0]
     dataset = first["datasets"][0]
-    axes = [a["name"] if isinstance(a, dict) else str(a) for a in first.get("axes", [])]
+    raw_axes = list(first.get("axes", []))
+    axes = [a["name"] if isinstance(a, dict) else str(a) for a in raw_axes]
     scale = None
     for tr in dataset.get("coordinateTransformations", []):
         if tr.get("type") == "scale":
             scale = tuple(float(s) for s in tr["scale"])
+    if scale is not None and len(raw_axes) == len(scale):
+        units = [a.get("unit") if isinstance(a, dict) else None for a in raw_axes]
+        scale = _scale_to_um(scale, axes, [_is_space_axis(a) for a in raw_axes], units, source)
     return dataset["path"], scale, axes
+
+
+def _plain_array_spacing(arr: zarr.Array, source: str) -> tuple[tuple[float, ...] | None, list[str]]:
+    """Spacing (µm) and axis names from a plain zarr array's ``spacing``/``axes``/``unit`` attrs."""
+    attrs: dict[str, Any] = dict(arr.attrs)
+    raw = attrs.get("spacing")
+    axes = [str(a) for a in attrs.get("axes", [])]
+    if raw is None:
+        return None, axes
+    scale = tuple(float(s) for s in raw)
+    unit = attrs.get("unit")
+    units = list(unit) if isinstance(unit, list) else [unit] * len(scale)
+    if len(units) != len(scale):
+        raise ValueError(f"{source}: attrs 'unit' {unit!r} does not match 'spacing' {list(raw)}")
+    if len(axes) == len(scale):  # the unit applies to the space axes only
+        names, spaces = axes, [a in _SPATIAL for a in axes]
+    else:
+        names, spaces = [str(i) for i in range(len(scale))], [True] * len(scale)
+    return _scale_to_um(scale, names, spaces, units, source), axes
 
 
 def open_zarr(path: str | os.PathLike) -> tuple[da.Array, tuple[float, ...] | None]:
@@ -51,7 +209,15 @@ def open_zarr(path: str | os.PathLike) -> tuple[da.Array, tuple[float, ...] | No
     data : dask.array.Array
         Axes ``yx`` or ``zyx``.
     spacing : tuple of float or None
-        Pixel size per axis in µm when the store records it.
+        Pixel size per axis in µm when the store records it. OME-Zarr scales are converted
+        from each space axis' ``unit``; a plain array's ``attrs["spacing"]`` is in
+        ``attrs["unit"]`` (one unit, or one per axis; default µm).
+
+    Raises
+    ------
+    ValueError
+        If the store cannot be opened, holds more than one channel/timepoint, or records a
+        length unit srbio does not know (the message names the store, axis and unit).
     """
     path = Path(path)
     try:
@@ -63,9 +229,7 @@ def open_zarr(path: str | os.PathLike) -> tuple[da.Array, tuple[float, ...] | No
         arr = node[sub]
     else:
         arr = node
-        raw = arr.attrs.get("spacing")
-        scale = tuple(float(s) for s in raw) if raw is not None else None
-        axes = list(arr.attrs.get("axes", []))
+        scale, axes = _plain_array_spacing(arr, str(path))
     data = da.from_zarr(arr)
     if axes and len(axes) == data.ndim:
         keep = [i for i, a in enumerate(axes) if a in _SPATIAL]
@@ -132,11 +296,13 @@ def create_ome_zarr(
 def set_ome_zarr_attrs(path: str | os.PathLike, values: dict) -> None:
     """Merge ``values`` into the ``srbio`` attributes of an OME-Zarr group."""
     group = zarr.open_group(str(path), mode="r+")
-    current = dict(group.attrs.get("srbio", {}))
+    attrs: dict[str, Any] = group.attrs.asdict()
+    current = dict(attrs.get("srbio", {}))
     current.update(values)
     group.attrs["srbio"] = current
 
 
 def read_ome_zarr_attrs(path: str | os.PathLike) -> dict:
     """The ``srbio`` attributes of an OME-Zarr group (empty when absent)."""
-    return dict(zarr.open_group(str(path), mode="r").attrs.get("srbio", {}))
+    attrs: dict[str, Any] = zarr.open_group(str(path), mode="r").attrs.asdict()
+    return dict(attrs.get("srbio", {}))

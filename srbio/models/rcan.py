@@ -12,11 +12,9 @@ import math
 import torch
 from torch import nn
 
-PRESETS: dict[str, dict[str, int]] = {
-    "tiny": {"n_groups": 2, "n_blocks": 2, "n_feats": 16, "reduction": 8},
-    "small": {"n_groups": 5, "n_blocks": 3, "n_feats": 32, "reduction": 16},
-    "paper": {"n_groups": 10, "n_blocks": 20, "n_feats": 64, "reduction": 16},
-}
+from srbio.models.registry import NETWORKS
+
+PRESETS = NETWORKS["rcan"].presets
 
 
 class ChannelAttention(nn.Module):
@@ -114,30 +112,3 @@ def _upsampler(scale: int, channels: int) -> nn.Module:
         raise ValueError(f"RCAN supports scale 1, 3 or a power of 2, got {scale}")
     return nn.Sequential(*layers)
 
-
-def build_model(name: str = "rcan", *, scale: int, preset: str | None = "small",
-                **overrides: int | None) -> RCAN:
-    """Build a network by name from a preset and explicit overrides (None values ignored).
-
-    Parameters
-    ----------
-    name : str
-        Network name; ``"rcan"``.
-    scale : int
-        Upsampling factor.
-    preset : str or None
-        One of :data:`PRESETS`.
-    **overrides
-        ``n_groups``, ``n_blocks``, ``n_feats``, ``reduction``.
-
-    Returns
-    -------
-    torch.nn.Module
-    """
-    if name != "rcan":
-        raise ValueError(f"unknown network {name!r} (available: 'rcan')")
-    if preset and preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r} (available: {sorted(PRESETS)})")
-    params: dict[str, int] = dict(PRESETS[preset]) if preset else {}
-    params.update({k: v for k, v in overrides.items() if v is not None})
-    return RCAN(scale=scale, **params)

@@ -1,71 +1,70 @@
-"""Stage ``crop``: the largest box where registered LR and HR both hold valid data."""
+"""Stage ``crop``: the valid field of view of a registered pair, on both grids."""
 
 from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 
 from srbio.config import CropConfig
-from srbio.core.crop import box_slices, largest_valid_box, scale_box, valid_bbox
-from srbio.core.registration import lateral_factors
+from srbio.core.crop import largest_valid_box, valid_bbox
+from srbio.core.grid import box_slices, lateral_factors, scale_box
 from srbio.io import read_image, read_mask, write_image
-from srbio.stages.common import as_spacing, read_json, write_json
+from srbio.io.atomic import atomic_files
+from srbio.io.records import Crop, CropFiles, RegisterFiles, Registration
+from srbio.stages.common import as_spacing
 
 log = logging.getLogger(__name__)
 
 
 def run_crop(register_dir: str | os.PathLike, hr_path: str | os.PathLike,
              out_dir: str | os.PathLike, *, hr_spacing: list[float] | None = None,
-             cfg: CropConfig | None = None) -> dict[str, Path]:
+             cfg: CropConfig | None = None) -> CropFiles:
     """Crop a registered pair to its valid field of view.
 
-    Reads ``moving_resampled.tif``, ``mask.tif`` and ``metrics.json`` from ``register_dir``;
-    writes ``out_dir/lr.tif`` (registered LR, LR grid), ``out_dir/hr.tif`` (the HR box = LR
-    box × scale, exactly), ``out_dir/mask.tif`` (LR grid: both images valid, interpolation
-    support included; patches, normalisation and evaluation use only these pixels) and
-    ``out_dir/box.json`` (the boxes, the kept fraction and the registration QC verdict).
+    Reads the register folder through its :class:`~srbio.io.records.Registration` record;
+    writes the files of :class:`~srbio.io.records.CropFiles`: ``lr.tif`` (registered LR, LR
+    grid), ``hr.tif`` (the HR box = LR box × scale, exactly), ``mask.tif`` (LR grid: both images
+    valid, interpolation support included; patches, normalisation and evaluation use only
+    these pixels) and the :class:`~srbio.io.records.Crop` record (boxes, kept fraction, QC).
     """
     cfg = cfg or CropConfig()
-    register_dir, out_dir = Path(register_dir), Path(out_dir)
-    meta = read_json(register_dir / "metrics.json")
-    scale = int(meta["scale"])
-    qc = meta.get("qc", {})
-    qc_passed = bool(qc.get("passed", True))
-    lr, lr_sp = read_image(register_dir / "moving_resampled.tif")
-    mask = read_mask(register_dir / "mask.tif")
+    src = RegisterFiles(register_dir)
+    registration = Registration.read(src.record)
+    lr, lr_sp = read_image(src.resampled)
+    mask = read_mask(src.mask)
     hr, hr_sp = read_image(hr_path, spacing=as_spacing(hr_spacing))
     if mask.shape != lr.shape:
-        raise ValueError(f"{register_dir}: mask {mask.shape} and LR {lr.shape} differ")
-    if not mask.any() and not qc_passed:  # a pair left out of training: keep it inspectable
+        raise ValueError(f"{src.mask}: mask {mask.shape} and LR {lr.shape} differ")
+    if not mask.any() and not registration.qc.passed:  # left out of training: keep it inspectable
         box = tuple((0, n) for n in mask.shape)
     else:
         box = valid_bbox(mask) if cfg.box == "valid_bbox" else largest_valid_box(mask)
-    hr_box = scale_box(box, lateral_factors(lr.ndim, scale))
+    hr_box = scale_box(box, lateral_factors(lr.ndim, registration.scale))
     if any(b > n for (_, b), n in zip(hr_box, hr.shape, strict=True)):
         raise ValueError(f"{hr_path}: HR box {hr_box} exceeds its shape {hr.shape}; was it "
-                         f"registered with another file?")
-    sl = box_slices(box)
-    lr_crop, mask_crop = lr[sl], mask[sl]
+                         f"registered with another file ({registration.fixed})?")
+    lr_crop, mask_crop = lr[box_slices(box)], mask[box_slices(box)]
     hr_crop = hr[box_slices(hr_box)]
-    origin = [a * s for (a, _), s in zip(hr_box, hr_sp, strict=True)]
     kept = float(mask_crop.sum() / max(mask.sum(), 1))
     log.info("crop box (LR grid) %s → LR %s, HR %s; %.1f%% of the box valid, %.1f%% of the "
              "valid pixels kept", box, lr_crop.shape, hr_crop.shape, 100 * mask_crop.mean(),
              100 * kept)
-    if not qc_passed:
+    if not registration.qc.passed:
         log.warning("%s failed registration QC: cropped for inspection, left out of training",
                     register_dir)
-    paths = {"lr": out_dir / "lr.tif", "hr": out_dir / "hr.tif", "mask": out_dir / "mask.tif",
-             "box": out_dir / "box.json"}
-    write_image(paths["lr"], lr_crop.astype(np.float32), spacing=lr_sp)
-    write_image(paths["hr"], hr_crop, spacing=hr_sp)
-    write_image(paths["mask"], mask_crop.astype(np.uint8), spacing=lr_sp)
-    write_json(paths["box"], {"lr_box": box, "hr_box": hr_box, "scale": scale, "mode": cfg.box,
-                              "lr_spacing": lr_sp, "hr_spacing": hr_sp, "hr_origin_um": origin,
-                              "valid_fraction_in_box": float(mask_crop.mean()),
-                              "valid_fraction_kept": kept, "qc_passed": qc_passed,
-                              "qc_failures": qc.get("failures", [])})
-    return paths
+    record = Crop(registration=str(src.record), lr_box=list(box), hr_box=list(hr_box),
+                  scale=registration.scale, box=cfg.box, lr_spacing=list(lr_sp),
+                  hr_spacing=list(hr_sp),
+                  hr_origin_um=[a * s for (a, _), s in zip(hr_box, hr_sp, strict=True)],
+                  valid_fraction_in_box=float(mask_crop.mean()), valid_fraction_kept=kept,
+                  qc=registration.qc)
+    out = CropFiles(out_dir)
+    with atomic_files(out.root, last=CropFiles.record.name) as tmp:
+        staged = CropFiles(tmp)
+        write_image(staged.lr, lr_crop.astype(np.float32), spacing=lr_sp)
+        write_image(staged.hr, hr_crop, spacing=hr_sp)
+        write_image(staged.mask, mask_crop.astype(np.uint8), spacing=lr_sp)
+        record.write(staged.record)
+    return out

@@ -5,85 +5,113 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from srbio.config import NormaliseConfig, PatchesConfig, SplitConfig
+from srbio.core.dtypes import to_uint16
+from srbio.core.grid import band
 from srbio.core.normalise import estimate_range
-from srbio.core.patches import band, sample_patches, to_uint16
+from srbio.core.patches import sample_patches
 from srbio.io.patches import write_patches
-from srbio.stages.common import load_crops, split_regions, write_json
+from srbio.io.records import Normalisation, Patches, Range, patches_record_path
+from srbio.stages.common import PreparedPair, load_pairs, split_regions
 
 log = logging.getLogger(__name__)
 
 
 def run_normalise(crop_dirs: Sequence[str | os.PathLike], out_json: str | os.PathLike,
-                  cfg: NormaliseConfig, split: SplitConfig) -> dict:
+                  cfg: NormaliseConfig, split: SplitConfig) -> Normalisation:
     """Fix the normalisation of the dataset: from config, or estimated once and frozen.
 
     Values not given in config are the ``cfg.percentiles`` of all pairs' valid pixels in
-    their train and validation regions (never the held-out test region).
+    their train and validation regions (never the held-out test region). Writes a
+    :class:`~srbio.io.records.Normalisation` record.
     """
-    lr_parts, hr_parts, lr_masks, hr_masks = [], [], [], []
-    for c in load_crops(crop_dirs):
+    parts: dict[str, tuple[list, list]] = {"lr": ([], []), "hr": ([], [])}
+    for c in load_pairs(crop_dirs):
         axis, b = split_regions(c.lr, split)
         keep = (b["train"][0], b["val"][1])
-        lr_parts.append(band(c.lr, axis, keep))
-        lr_masks.append(band(c.mask, axis, keep))
-        hr_parts.append(band(c.hr, axis, keep, c.scale))
-        hr_masks.append(band(c.hr_mask, axis, keep, c.scale))
-    result = {}
-    for name, given, parts, masks in (("lr", cfg.lr, lr_parts, lr_masks),
-                                      ("hr", cfg.hr, hr_parts, hr_masks)):
+        parts["lr"][0].append(band(c.lr, axis, keep))
+        parts["lr"][1].append(band(c.mask, axis, keep))
+        parts["hr"][0].append(band(c.hr, axis, keep, c.scale))
+        parts["hr"][1].append(band(c.hr_mask, axis, keep, c.scale))
+    ranges = {}
+    for name, given in (("lr", cfg.lr), ("hr", cfg.hr)):
         if given is not None:
-            if not given[1] > given[0]:
-                raise ValueError(f"normalise.{name}: vmax must exceed vmin, got {list(given)}")
-            result[name] = [float(given[0]), float(given[1])]
-            source = "config"
+            ranges[name] = Range(vmin=given[0], vmax=given[1], source="config")
         else:
-            result[name] = list(estimate_range(parts, percentiles=cfg.percentiles, masks=masks))
-            source = f"percentiles {list(cfg.percentiles)} of the training pairs"
-        result[f"{name}_source"] = source
-        log.info("normalisation %s: vmin %.2f vmax %.2f (%s)", name, *result[name], source)
-    write_json(out_json, result)
-    return result
+            lo, hi = estimate_range(parts[name][0], percentiles=cfg.percentiles,
+                                    masks=parts[name][1])
+            ranges[name] = Range(vmin=lo, vmax=hi, source=f"percentiles {list(cfg.percentiles)}"
+                                 f" of the training pairs")
+        log.info("normalisation %s: vmin %.2f vmax %.2f (%s)", name, ranges[name].vmin,
+                 ranges[name].vmax, ranges[name].source)
+    record = Normalisation(**ranges)
+    record.write(out_json)
+    return record
+
+
+def _pixel_sizes(pairs: Sequence[PreparedPair]) -> tuple[list[float], list[float]]:
+    """The LR and HR pixel sizes of the pairs (they must agree within 1 %)."""
+    first = pairs[0].record
+    for p in pairs[1:]:
+        for mine, theirs in ((p.record.lr_spacing, first.lr_spacing),
+                             (p.record.hr_spacing, first.hr_spacing)):
+            if len(mine) != len(theirs) or not np.allclose(mine, theirs, rtol=0.01):
+                raise ValueError(f"pair {p.name} has pixel sizes LR {p.record.lr_spacing} / HR "
+                                 f"{p.record.hr_spacing} µm but {pairs[0].name} has "
+                                 f"{first.lr_spacing} / {first.hr_spacing}: one model is "
+                                 f"trained at one pixel size")
+    return list(first.lr_spacing), list(first.hr_spacing)
+
+
+def _draw(pairs: Sequence[PreparedPair], part: str, total: int, cfg: PatchesConfig,
+          split: SplitConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``total`` patch pairs of one split part, spread over the pairs by their valid pixels."""
+    regions = [split_regions(c.lr, split) for c in pairs]
+    sizes = [float(band(c.mask, axis, b[part]).sum()) for c, (axis, b) in zip(pairs, regions,
+                                                                              strict=True)]
+    weights = np.asarray(sizes) / max(sum(sizes), 1)
+    counts = np.floor(weights * total).astype(int)
+    counts[np.argmax(weights)] += total - counts.sum()
+    lrs, hrs = [], []
+    for c, (axis, b), n in zip(pairs, regions, counts, strict=True):
+        if n == 0:
+            continue
+        plr, phr = sample_patches(
+            to_uint16(c.lr, source=f"LR of pair {c.name}"),
+            to_uint16(c.hr, source=f"HR of pair {c.name}"),
+            scale=c.scale, size=cfg.size, n=int(n), axis=axis, bounds=b[part],
+            min_foreground=cfg.min_foreground, rng=rng, mask=c.mask)
+        lrs.append(plr)
+        hrs.append(phr)
+    return np.concatenate(lrs), np.concatenate(hrs)
 
 
 def run_patches(crop_dirs: Sequence[str | os.PathLike], out_path: str | os.PathLike,
-                cfg: PatchesConfig, split: SplitConfig) -> dict[str, int]:
+                cfg: PatchesConfig, split: SplitConfig) -> Patches:
     """Extract 16-bit LR/HR patch pairs from the train and (disjoint) validation regions.
 
     Patches are spread over the pairs in proportion to the valid pixels of their regions,
-    and lie entirely inside each pair's valid mask.
+    and lie entirely inside each pair's valid mask. Writes the zarr store ``out_path`` and,
+    last, the :class:`~srbio.io.records.Patches` record beside it (``patches.json``), which
+    carries the scale and the pairs' pixel sizes on to training.
     """
-    rng = np.random.default_rng(cfg.seed)
-    crops = load_crops(crop_dirs)
-    regions = [split_regions(c.lr, split) for c in crops]
-    scales = {c.scale for c in crops}
+    pairs = load_pairs(crop_dirs)
+    scales = {c.scale for c in pairs}
     if len(scales) != 1:
         raise ValueError(f"all pairs must share one scale, got {sorted(scales)}")
-    scale = scales.pop()
-    out: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
+    lr_spacing, hr_spacing = _pixel_sizes(pairs)
+    rng = np.random.default_rng(cfg.seed)
+    arrays = {}
     for part, total in (("train", cfg.n_train), ("val", cfg.n_val)):
-        sizes = [float(band(c.mask, axis, b[part]).sum())
-                 for c, (axis, b) in zip(crops, regions, strict=True)]
-        weights = np.asarray(sizes) / max(sum(sizes), 1)
-        counts = np.floor(weights * total).astype(int)
-        counts[np.argmax(weights)] += total - counts.sum()
-        for c, (axis, b), n in zip(crops, regions, counts, strict=True):
-            if n == 0:
-                continue
-            plr, phr = sample_patches(
-                to_uint16(c.lr, source=f"LR of pair {c.name}"),
-                to_uint16(c.hr, source=f"HR of pair {c.name}"),
-                scale=scale, size=cfg.size, n=int(n), axis=axis, bounds=b[part],
-                min_foreground=cfg.min_foreground, rng=rng, mask=c.mask)
-            out[part][0].append(plr)
-            out[part][1].append(phr)
-    arrays = {f"{part}/{kind}": np.concatenate(lists[i])
-              for part, lists in out.items() for i, kind in enumerate(("lr", "hr"))}
-    write_patches(out_path, arrays, attrs={"scale": scale, "size": cfg.size,
-                                           "split": split.model_dump()})
-    counts = {k: len(v) for k, v in arrays.items()}
-    log.info("patches: %s", counts)
-    return counts
+        arrays[f"{part}/lr"], arrays[f"{part}/hr"] = _draw(pairs, part, total, cfg, split, rng)
+    write_patches(out_path, arrays)
+    record = Patches(store=str(Path(out_path)), scale=scales.pop(), size=cfg.size,
+                     counts={k: len(v) for k, v in arrays.items()}, pairs=[c.name for c in pairs],
+                     lr_spacing=lr_spacing, hr_spacing=hr_spacing, split=split.model_dump())
+    record.write(patches_record_path(out_path))
+    log.info("patches: %s", record.counts)
+    return record

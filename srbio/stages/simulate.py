@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import SimpleITK as sitk
 
 from srbio.config import SimulateParams
 from srbio.core.simulate import simulate_lr
 from srbio.io import read_image, write_image
-from srbio.io.atomic import atomic_path
-from srbio.stages.common import as_spacing, write_json
+from srbio.io.atomic import atomic_files
+from srbio.io.records import SimulateFiles, Simulation
+from srbio.stages.common import as_spacing
 
 log = logging.getLogger(__name__)
 
 
 def run_simulate(hr_path: str | os.PathLike, out_dir: str | os.PathLike, params: SimulateParams,
-                 *, hr_spacing: list[float] | None = None) -> dict[str, Path]:
-    """Simulate an LR acquisition of ``hr_path``.
+                 *, hr_spacing: list[float] | None = None) -> SimulateFiles:
+    """Simulate an LR acquisition of ``hr_path`` into ``out_dir``.
 
-    Writes ``out_dir/lr.tif`` (with its pixel size), ``out_dir/truth.tfm`` (HR→LR physical,
-    SimpleITK's fixed→moving convention) and ``out_dir/simulation.json``.
+    Writes the files of :class:`~srbio.io.records.SimulateFiles`: ``lr.tif`` (with its pixel
+    size), ``truth.tfm`` (HR→LR physical, SimpleITK's fixed→moving convention) and the
+    :class:`~srbio.io.records.Simulation` record.
     """
-    out_dir = Path(out_dir)
     hr, spacing = read_image(hr_path, spacing=as_spacing(hr_spacing))
     psf = psf_spacing = None
     if params.psf:
@@ -37,14 +37,13 @@ def run_simulate(hr_path: str | os.PathLike, out_dir: str | os.PathLike, params:
         deformation_spacing_um=params.deformation_spacing_um,
         photons_per_count=params.photons_per_count, read_noise=params.read_noise,
         border_fraction=params.border_fraction, seed=params.seed)
-    paths = {"lr": out_dir / "lr.tif", "truth": out_dir / "truth.tfm",
-             "json": out_dir / "simulation.json"}
-    with atomic_path(paths["truth"]) as tmp:
-        sitk.WriteTransform(sim.transform, str(tmp.with_suffix(".tfm")))
-        tmp.with_suffix(".tfm").rename(tmp)
-    write_image(paths["lr"], sim.lr, spacing=sim.spacing)
-    write_json(paths["json"], {"hr": str(hr_path), "hr_spacing": spacing,
-                               "lr_spacing": sim.spacing, "lr_shape": sim.lr.shape,
-                               **sim.parameters})
+    out = SimulateFiles(out_dir)
+    record = Simulation(hr=str(hr_path), hr_spacing=list(spacing), lr_spacing=list(sim.spacing),
+                        lr_shape=list(sim.lr.shape), parameters=sim.parameters)
+    with atomic_files(out.root, last=SimulateFiles.record.name) as tmp:
+        staged = SimulateFiles(tmp)
+        sitk.WriteTransform(sim.transform, str(staged.truth))
+        write_image(staged.lr, sim.lr, spacing=sim.spacing)
+        record.write(staged.record)
     log.info("simulated %s: LR %s at %s µm", hr_path, sim.lr.shape, sim.spacing)
-    return paths
+    return out

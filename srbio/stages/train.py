@@ -1,101 +1,126 @@
-"""Stage ``train``: patches + normalisation in; a model file, a training curve and logs out."""
+"""Stage ``train``: patches + normalisation in; a model file, a training curve and a record out."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import os
 import time
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-import srbio  # noqa: E402
-from srbio.config import ModelConfig, TrainConfig  # noqa: E402
-from srbio.io.atomic import atomic_path  # noqa: E402
-from srbio.io.patches import read_patches  # noqa: E402
-from srbio.models import build_model  # noqa: E402
-from srbio.models.checkpoint import save_model  # noqa: E402
-from srbio.stages.common import read_json, write_json  # noqa: E402
-from srbio.train import PatchDataset, fit  # noqa: E402
+from srbio.config import ModelConfig, TrainConfig
+from srbio.io.atomic import atomic_files
+from srbio.io.records import (
+    ModelHeader,
+    NetworkSpec,
+    Normalisation,
+    Patches,
+    PixelSizes,
+    TrainFiles,
+    Training,
+    patches_record_path,
+)
+from srbio.models.registry import check_scale
+from srbio.provenance import provenance
 
 log = logging.getLogger(__name__)
 
 
-def plot_curve(metrics_csv: Path, out_png: Path) -> list[dict]:
-    """Plot train/val loss and val PSNR per epoch from Lightning's CSV log."""
-    rows = list(csv.DictReader(metrics_csv.open()))
-    epochs: dict[int, dict] = {}
-    for row in rows:
-        e = int(float(row["epoch"]))
-        for key in ("train_loss", "val_loss", "val_psnr"):
-            if row.get(key):
-                epochs.setdefault(e, {"epoch": e})[key] = float(row[key])
-    table = [epochs[e] for e in sorted(epochs)]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
-    for key, style in (("train_loss", "-o"), ("val_loss", "-s")):
-        pts = [(r["epoch"], r[key]) for r in table if key in r]
-        if pts:
-            a.plot(*zip(*pts, strict=True), style, label=key.replace("_", " "))
-    a.set_xlabel("epoch")
-    a.set_ylabel("L1 (normalised)")
-    a.legend()
-    pts = [(r["epoch"], r["val_psnr"]) for r in table if "val_psnr" in r]
-    if pts:
-        b.plot(*zip(*pts, strict=True), "-o", color="C2")
-    b.set_xlabel("epoch")
-    b.set_ylabel("validation PSNR (dB)")
-    fig.suptitle("training curve")
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return table
+def epochs_table(metrics_csv: Path) -> list[dict[str, float]]:
+    """Per-epoch train/val loss and val PSNR from Lightning's CSV log."""
+    epochs: dict[int, dict[str, float]] = {}
+    with metrics_csv.open() as f:
+        for row in csv.DictReader(f):
+            e = int(float(row["epoch"]))
+            for key in ("train_loss", "val_loss", "val_psnr"):
+                if row.get(key):
+                    epochs.setdefault(e, {"epoch": e})[key] = float(row[key])
+    return [epochs[e] for e in sorted(epochs)]
+
+
+def _digest(path: Path) -> str:
+    """sha256 of a file, or of a folder's file names and sizes (a zarr store)."""
+    h = hashlib.sha256()
+    if path.is_dir():
+        for p in sorted(path.rglob("*")):
+            if p.is_file():
+                h.update(f"{p.relative_to(path)}:{p.stat().st_size}".encode())
+    else:
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def read_inputs(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
+                model_cfg: ModelConfig) -> tuple[Patches, Normalisation]:
+    """The patch and normalisation records; checks the network can train at their scale.
+
+    Reads only small JSON files (no torch import), so a wrong input fails in a second.
+    """
+    patches = Patches.read(patches_record_path(patches_path))
+    norm = Normalisation.read(norm_json)
+    try:
+        check_scale(model_cfg.name, patches.scale)
+    except ValueError as exc:
+        raise ValueError(f"{patches_path}: patches of scale {patches.scale} cannot train "
+                         f"model.name {model_cfg.name!r}: {exc}") from None
+    return patches, norm
 
 
 def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
               out_dir: str | os.PathLike, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
-              spacing: dict | None = None, resume: bool = False, progress: bool = True
-              ) -> dict[str, Path]:
-    """Train a network; write ``model.pt``, ``training_curve.png``, ``training.json``.
+              resume: bool = False, progress: bool = True) -> TrainFiles:
+    """Train a network; write ``model.pt``, ``training_curve.png`` and ``training.json``.
 
-    Lightning checkpoints (resumable with ``resume``) go to ``out_dir/checkpoints``.
+    The model file's header (:class:`~srbio.io.records.ModelHeader`) holds the network spec,
+    scale, normalisation, the pairs' pixel sizes, the patch size and provenance. Lightning
+    checkpoints (resumable with ``resume``) go to ``out_dir/checkpoints``.
     """
-    out_dir = Path(out_dir)
-    arrays, attrs = read_patches(patches_path)
-    norm = read_json(norm_json)
-    scale = int(attrs["scale"])
-    lr_range, hr_range = tuple(norm["lr"]), tuple(norm["hr"])
-    train = PatchDataset(arrays["train/lr"], arrays["train/hr"], lr_range=lr_range,
-                         hr_range=hr_range, augment=True, gain=train_cfg.gain_augment)
-    val = PatchDataset(arrays["val/lr"], arrays["val/hr"], lr_range=lr_range,
-                       hr_range=hr_range, augment=False)
+    patches, norm = read_inputs(patches_path, norm_json, model_cfg)
+    from srbio.io.modelfile import save_model_file
+    from srbio.io.patches import read_patches
+    from srbio.models import build_network, count_parameters
+    from srbio.stages import plots
+    from srbio.train import PatchDataset, fit
+
+    arrays = read_patches(patches_path)
+    ranges = {"lr_range": norm.lr.pair, "hr_range": norm.hr.pair}
+    train = PatchDataset(arrays["train/lr"], arrays["train/hr"], augment=True,
+                         gain=train_cfg.gain_augment, **ranges)
+    val = PatchDataset(arrays["val/lr"], arrays["val/hr"], augment=False, **ranges)
+    import torch
+
     torch.manual_seed(train_cfg.seed)
-    net = build_model(model_cfg.name, scale=scale, preset=model_cfg.preset,
-                      n_groups=model_cfg.n_groups, n_blocks=model_cfg.n_blocks,
-                      n_feats=model_cfg.n_feats, reduction=model_cfg.reduction)
-    log.info("training %s (%d parameters) on %d patches, validating on %d", net.config,
-             sum(p.numel() for p in net.parameters()), len(train), len(val))
+    net = build_network(model_cfg.name, scale=patches.scale, preset=model_cfg.preset,
+                        params=model_cfg.params)
+    spec = NetworkSpec.from_config(net.config)
+    log.info("training %s (%d parameters) on %d patches, validating on %d", spec,
+             count_parameters(net), len(train), len(val))
+    out = TrainFiles(out_dir)
     start = time.perf_counter()
     net, metrics_csv = fit(
-        net, train, val, out_dir=out_dir, epochs=train_cfg.epochs,
+        net, train, val, out_dir=out.root, epochs=train_cfg.epochs,
         batch_size=train_cfg.batch_size, learning_rate=train_cfg.learning_rate,
         precision=train_cfg.precision, accelerator=train_cfg.accelerator,
         num_workers=train_cfg.num_workers, seed=train_cfg.seed, resume=resume,
         progress=progress)
-    seconds = time.perf_counter() - start
-    table = plot_curve(metrics_csv, out_dir / "training_curve.png")
-    provenance = {"srbio": srbio.__version__, "torch": str(torch.__version__),
-                  "patches": str(patches_path), "train": train_cfg.model_dump(),
-                  "model": model_cfg.model_dump(), "network": dict(net.config),
-                  "n_train": len(train), "n_val": len(val),
-                  "seconds": round(seconds, 1), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    paths = {"model": out_dir / "model.pt", "curve": out_dir / "training_curve.png",
-             "json": out_dir / "training.json"}
-    save_model(paths["model"], net, normalisation={"lr": lr_range, "hr": hr_range},
-               spacing=spacing, provenance=provenance)
-    write_json(paths["json"], {**provenance, "epochs": table})
-    return paths
+    table = epochs_table(metrics_csv)
+    prov = provenance(config={"model": model_cfg.model_dump(), "train": train_cfg.model_dump()},
+                      inputs={str(patches_path): _digest(Path(patches_path)),
+                              str(norm_json): _digest(Path(norm_json))})
+    spacing = (PixelSizes(lr=patches.lr_spacing, hr=patches.hr_spacing)
+               if patches.lr_spacing and patches.hr_spacing else None)
+    header = ModelHeader(network=spec, normalisation=norm, spacing=spacing,
+                         patch_size=patches.size, provenance=prov)
+    psnrs = [r["val_psnr"] for r in table if "val_psnr" in r]
+    record = Training(network=spec, preset=model_cfg.preset, parameters=count_parameters(net),
+                      n_train=len(train), n_val=len(val),
+                      seconds=round(time.perf_counter() - start, 1), epochs=table,
+                      best_val_psnr=max(psnrs) if psnrs else None, resumed=resume,
+                      provenance=prov)
+    with atomic_files(out.root, last=TrainFiles.record.name) as tmp:
+        staged = TrainFiles(tmp)
+        save_model_file(staged.model, header, net.state_dict())
+        plots.training_curve(staged.curve, table)
+        record.write(staged.record)
+    return out

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from srbio.core.patches import sample_patches, split_bounds, to_uint16, window_corners
+from srbio.core.dtypes import to_uint16
+from srbio.core.grid import split_bounds
+from srbio.core.patches import sample_patches, window_corners
 
 
 def test_split_bounds_are_disjoint_and_cover_the_axis():
@@ -53,7 +55,7 @@ def test_window_corners_match_a_brute_force_check():
 
 def test_patches_never_touch_invalid_pixels_of_real_wedges(sample):
     """LR/HR from the real sample (with its deskew wedges): every patch is wholly valid."""
-    from srbio.core.registration import block_all, block_mean
+    from srbio.core.grid import block_all, block_mean
     from srbio.core.validity import valid_mask
 
     image, _ = sample

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from srbio.core import grid
 from srbio.core import registration as reg
+from srbio.core import transforms as tf
 from srbio.core.simulate import simulate_lr
 from srbio.core.validity import valid_mask
 
@@ -18,10 +20,10 @@ def plane(sample):
 def _register(hr, spacing, sim, **kw):
     fixed_mask = valid_mask(hr)
     result = reg.register(hr, sim.lr, fixed_spacing=spacing, moving_spacing=sim.spacing,
-                          fixed_mask=fixed_mask, moving_mask=reg.erode(valid_mask(sim.lr), 1),
+                          fixed_mask=fixed_mask, moving_mask=grid.erode(valid_mask(sim.lr), 1),
                           **kw)
-    pts = reg.grid_points(reg.erode(fixed_mask, 10), spacing, n=2000)
-    return result, reg.point_error_px(result.transform, sim.transform, pts, spacing)
+    pts = tf.grid_points(grid.erode(fixed_mask, 10), spacing, n=2000)
+    return result, tf.point_error_px(result.transform, sim.transform, pts, spacing)
 
 
 @pytest.mark.parametrize("sign", [1, -1])
@@ -45,9 +47,9 @@ def test_phase_start_finds_the_offset_the_centred_start_misses(plane):
     start, summary = reg.coarse_alignment(
         hr, sim.lr, fixed_spacing=spacing, moving_spacing=sim.spacing,
         fixed_mask=valid_mask(hr), moving_mask=valid_mask(sim.lr))
-    pts = reg.grid_points(reg.erode(valid_mask(hr), 20), spacing, n=500)
-    err_um = reg.point_error_px(start, sim.transform, pts, (1.0, 1.0))
-    centred = reg.point_error_px(sitk.Transform(2, sitk.sitkIdentity), sim.transform, pts,
+    pts = tf.grid_points(grid.erode(valid_mask(hr), 20), spacing, n=500)
+    err_um = tf.point_error_px(start, sim.transform, pts, (1.0, 1.0))
+    centred = tf.point_error_px(sitk.Transform(2, sitk.sitkIdentity), sim.transform, pts,
                                  (1.0, 1.0))
     # within about one coarse pixel (0.6 µm) of the truth, from several µm away
     assert err_um.mean() < 1.0 < centred.mean(), (err_um.mean(), centred.mean())

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from srbio.core import grid
 from srbio.core import registration as reg
+from srbio.core import transforms as tf
 from srbio.core.simulate import simulate_lr
 from srbio.core.validity import valid_mask
 
@@ -18,7 +20,7 @@ def plane(sample):
 def _kwargs(hr, spacing, sim):
     """Registration arguments for a simulated pair: spacings and validity masks."""
     return {"fixed_spacing": spacing, "moving_spacing": sim.spacing,
-            "fixed_mask": valid_mask(hr), "moving_mask": reg.erode(valid_mask(sim.lr), 1)}
+            "fixed_mask": valid_mask(hr), "moving_mask": grid.erode(valid_mask(sim.lr), 1)}
 
 
 def _samples_of(image, spacing, points):
@@ -45,8 +47,8 @@ def test_truth_transform_maps_hr_points_onto_the_same_structures_in_lr(plane):
     hr, spacing = plane
     sim = simulate_lr(hr, spacing=spacing, scale=2, seed=5, deformation_um=0.05)
     mask = valid_mask(hr) & (hr > np.percentile(hr, 90))
-    pts = reg.grid_points(mask, spacing, n=3000, seed=1)
-    lr_pts = reg.transform_points(sim.transform, pts)
+    pts = tf.grid_points(mask, spacing, n=3000, seed=1)
+    lr_pts = tf.transform_points(sim.transform, pts)
     hr_vals = _samples_of(hr, spacing, pts)
     keep = np.all((lr_pts > 2 * np.asarray(sim.spacing)) &
                   (lr_pts < (np.asarray(sim.lr.shape) - 3) * np.asarray(sim.spacing)), axis=1)
@@ -66,10 +68,10 @@ def test_registration_recovers_a_rigid_misalignment_2d(plane, kind):
     fixed_mask = valid_mask(hr)
     result = reg.register(hr, sim.lr, fixed_spacing=spacing, moving_spacing=sim.spacing,
                           transform=kind, fixed_mask=fixed_mask,
-                          moving_mask=reg.erode(valid_mask(sim.lr), 1))
-    pts = reg.grid_points(fixed_mask, spacing, n=2000)
-    err = reg.point_error_px(result.transform, sim.transform, pts, spacing)
-    before = reg.point_error_px(sitk.Transform(2, sitk.sitkIdentity), sim.transform, pts, spacing)
+                          moving_mask=grid.erode(valid_mask(sim.lr), 1))
+    pts = tf.grid_points(fixed_mask, spacing, n=2000)
+    err = tf.point_error_px(result.transform, sim.transform, pts, spacing)
+    before = tf.point_error_px(sitk.Transform(2, sitk.sitkIdentity), sim.transform, pts, spacing)
     assert before.mean() > 5  # the simulation really misaligned the pair
     assert err.mean() <= 0.25, err.mean()
     assert [s["transform"] for s in result.stages] == (
@@ -84,17 +86,17 @@ def test_affine_registration_recovers_scaling_and_shear_2d(plane):
                       deformation_um=0.0)
     kwargs = _kwargs(hr, spacing, sim)
     fixed_mask = kwargs["fixed_mask"]
-    pts = reg.grid_points(fixed_mask, spacing, n=2000)
+    pts = tf.grid_points(fixed_mask, spacing, n=2000)
     affine = reg.register(hr, sim.lr, transform="affine", **kwargs)
     rigid = reg.register(hr, sim.lr, transform="rigid", **kwargs)
-    err_affine = reg.point_error_px(affine.transform, sim.transform, pts, spacing).mean()
-    err_rigid = reg.point_error_px(rigid.transform, sim.transform, pts, spacing).mean()
+    err_affine = tf.point_error_px(affine.transform, sim.transform, pts, spacing).mean()
+    err_rigid = tf.point_error_px(rigid.transform, sim.transform, pts, spacing).mean()
     assert err_affine <= 0.35 and err_affine < err_rigid / 3
 
 
 def test_registered_lr_is_resampled_on_the_hr_aligned_grid(plane):
     hr, spacing = plane
-    shape, sp, origin = reg.lr_grid(hr.shape, spacing, 2)
+    shape, sp, origin = grid.lr_grid(hr.shape, spacing, 2)
     assert shape == (hr.shape[0] // 2, hr.shape[1] // 2)
     assert sp == pytest.approx((spacing[0] * 2, spacing[1] * 2))
     # LR pixel 0 covers HR pixels 0 and 1: its centre is half an HR pixel in
@@ -102,7 +104,7 @@ def test_registered_lr_is_resampled_on_the_hr_aligned_grid(plane):
     # resampling HR itself through the identity onto that grid = the 2x2 block mean (linear)
     ident = sitk.Transform(2, sitk.sitkIdentity)
     out = reg.resample(hr, ident, moving_spacing=spacing, shape=shape, spacing=sp, origin=origin)
-    np.testing.assert_allclose(out[1:-1, 1:-1], reg.block_mean(hr, (2, 2))[1:-1, 1:-1], rtol=1e-5)
+    np.testing.assert_allclose(out[1:-1, 1:-1], grid.block_mean(hr, (2, 2))[1:-1, 1:-1], rtol=1e-5)
 
 
 def test_mismatched_dimensions_and_unknown_transform_are_errors(plane):
@@ -123,17 +125,17 @@ def test_bspline_chain_recovers_a_smooth_deformation_and_writes_a_readable_trans
                       deformation_spacing_um=12.0)
     kwargs = _kwargs(hr, spacing, sim)
     fixed_mask = kwargs["fixed_mask"]
-    pts = reg.grid_points(reg.erode(fixed_mask, 20), spacing, n=2000)
+    pts = tf.grid_points(grid.erode(fixed_mask, 20), spacing, n=2000)
     bspline = reg.register(hr, sim.lr, transform="bspline", bspline_mesh_um=8.0, **kwargs)
     affine = reg.register(hr, sim.lr, transform="affine", **kwargs)
-    err_b = reg.point_error_px(bspline.transform, sim.transform, pts, spacing).mean()
-    err_a = reg.point_error_px(affine.transform, sim.transform, pts, spacing).mean()
+    err_b = tf.point_error_px(bspline.transform, sim.transform, pts, spacing).mean()
+    err_a = tf.point_error_px(affine.transform, sim.transform, pts, spacing).mean()
     assert [s["transform"] for s in bspline.stages] == ["init-phase", "rigid", "affine", "bspline"]
     assert err_b <= 0.45 and err_b < err_a - 0.05, (err_b, err_a)
     sitk.WriteTransform(bspline.transform, str(tmp_path / "t.tfm"))
     back = sitk.ReadTransform(str(tmp_path / "t.tfm"))
-    np.testing.assert_allclose(reg.transform_points(back, pts[:20]),
-                               reg.transform_points(bspline.transform, pts[:20]), atol=1e-6)
+    np.testing.assert_allclose(tf.transform_points(back, pts[:20]),
+                               tf.transform_points(bspline.transform, pts[:20]), atol=1e-6)
 
 
 def test_mattes_metric_also_registers(plane):
@@ -143,9 +145,9 @@ def test_mattes_metric_also_registers(plane):
     fixed_mask = valid_mask(hr)
     result = reg.register(hr, sim.lr, fixed_spacing=spacing, moving_spacing=sim.spacing,
                           transform="rigid", metric="mattes", fixed_mask=fixed_mask,
-                          moving_mask=reg.erode(valid_mask(sim.lr), 1))
-    pts = reg.grid_points(fixed_mask, spacing, n=1000)
-    assert reg.point_error_px(result.transform, sim.transform, pts, spacing).mean() <= 0.3
+                          moving_mask=grid.erode(valid_mask(sim.lr), 1))
+    pts = tf.grid_points(fixed_mask, spacing, n=1000)
+    assert tf.point_error_px(result.transform, sim.transform, pts, spacing).mean() <= 0.3
 
 
 def test_a_measured_psf_blurs_like_the_microscope(sample):
@@ -179,9 +181,9 @@ def test_registration_in_3d_with_anisotropic_spacing(sample):
     mask = valid_mask(image)
     result = reg.register(image, sim.lr, fixed_spacing=spacing, moving_spacing=sim.spacing,
                           transform="rigid", fixed_mask=mask,
-                          moving_mask=reg.erode(valid_mask(sim.lr), 1))
-    pts = reg.grid_points(mask, spacing, n=3000)
-    diff = (reg.transform_points(result.transform, pts)
-            - reg.transform_points(sim.transform, pts)) / np.asarray(spacing)
+                          moving_mask=grid.erode(valid_mask(sim.lr), 1))
+    pts = tf.grid_points(mask, spacing, n=3000)
+    diff = (tf.transform_points(result.transform, pts)
+            - tf.transform_points(sim.transform, pts)) / np.asarray(spacing)
     assert np.sqrt((diff ** 2).sum(1)).mean() <= 1.0
     assert np.all(np.abs(diff[:, 1:]).mean(0) <= 0.35)

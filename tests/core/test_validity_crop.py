@@ -1,7 +1,11 @@
+import itertools
+import math
+
 import numpy as np
 import pytest
 
-from srbio.core.crop import expand_mask, largest_valid_box, scale_box, valid_bbox
+from srbio.core.crop import largest_valid_box, valid_bbox
+from srbio.core.grid import block_all, expand_mask, scale_box
 from srbio.core.validity import detect_fill_value, valid_mask
 
 
@@ -71,3 +75,65 @@ def test_expand_mask_repeats_lateral_pixels():
     assert out.shape == (1, 4, 4)
     np.testing.assert_array_equal(out[0, :2, :2], True)
     np.testing.assert_array_equal(out[0, :2, 2:], False)
+
+
+def _brute_force_max_volume(mask):
+    """Volume of the largest all-True box, checking every box (all at once, summed-area table)."""
+    nd = mask.ndim
+    table = np.pad(mask.astype(np.int64), [(1, 0)] * nd)
+    for axis in range(nd):
+        table = table.cumsum(axis=axis)
+    # every box: axis k has its start on mesh axis 2k and its stop on mesh axis 2k + 1
+    starts, stops = [], []
+    for k, n in enumerate(mask.shape):
+        shape = [1] * (2 * nd)
+        shape[2 * k] = n + 1
+        starts.append(np.arange(n + 1).reshape(shape))
+        stops.append(np.arange(n + 1).reshape(np.roll(shape, 1)))
+    count = 0
+    for corner in itertools.product((0, 1), repeat=nd):  # inclusion-exclusion
+        index = tuple(starts[k] if c else stops[k] for k, c in enumerate(corner))
+        count = count + (-1) ** sum(corner) * table[index]
+    volume = math.prod(np.maximum(b - a, 0) for a, b in zip(starts, stops, strict=True))
+    return int(volume[count == volume].max())
+
+
+def _random_masks(ndim, n, seed):
+    """Seeded small masks: i.i.d. at several densities, or unions of random boxes."""
+    rng = np.random.default_rng(seed)
+    limits = (7, 8) if ndim == 2 else (4, 5, 6)
+    for i in range(n):
+        shape = tuple(int(rng.integers(1, m + 1)) for m in limits)
+        if i % 4 == 3:
+            mask = np.zeros(shape, bool)
+            for _ in range(rng.integers(1, 4)):
+                lo = [int(rng.integers(0, s)) for s in shape]
+                hi = [int(rng.integers(a + 1, s + 1)) for a, s in zip(lo, shape, strict=True)]
+                mask[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))] = True
+        else:
+            mask = rng.random(shape) < rng.choice([0.3, 0.6, 0.8, 0.9, 0.97])
+        yield mask
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_largest_valid_box_matches_brute_force_on_random_masks(ndim):
+    checked = 0
+    for mask in _random_masks(ndim, 300, seed=ndim):
+        if not mask.any():
+            with pytest.raises(ValueError, match="share no valid pixel"):
+                largest_valid_box(mask)
+            continue
+        box = largest_valid_box(mask)
+        assert len(box) == ndim
+        assert all(0 <= a < b <= n for (a, b), n in zip(box, mask.shape, strict=True))
+        assert mask[tuple(slice(a, b) for a, b in box)].all()
+        assert np.prod([b - a for a, b in box]) == _brute_force_max_volume(mask)
+        checked += 1
+    assert checked > 250
+
+
+def test_largest_valid_box_of_the_real_wedges_is_pinned(sample):
+    """Regression: the exact boxes of the real mask and of its 2x lateral blocks (LR grid)."""
+    mask = valid_mask(sample[0])
+    assert largest_valid_box(mask) == ((0, 40), (0, 320), (116, 264))
+    assert largest_valid_box(block_all(mask, (1, 2, 2))) == ((0, 40), (0, 160), (58, 132))

@@ -1,6 +1,5 @@
 """Register QC (pass / stop / skip), valid-FOV crop, and the enhance stage on real data."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +15,13 @@ from srbio.config import (
     RegisterConfig,
 )
 from srbio.core.simulate import simulate_lr
+from srbio.core.transforms import bspline_displacement_um
 from srbio.io import read_image, read_mask, write_tiff
-from srbio.stages.common import load_crops
+from srbio.io.records import Crop, CropFiles, Enhancement, RegisterFiles, Registration
+from srbio.stages.common import load_pairs
 from srbio.stages.crop import run_crop
 from srbio.stages.enhance import run_enhance
-from srbio.stages.register import OUTPUTS, _displacement_um, run_register
+from srbio.stages.register import run_register
 
 RIGID = {"transform": "rigid", "metric": "correlation"}
 
@@ -35,46 +36,48 @@ def good(tmp_path_factory, pair2d):
 
 
 def test_passing_pair_reports_both_metrics_and_its_verdict(good):
-    m = json.loads((good / "register" / "metrics.json").read_text())
-    assert m["qc"]["passed"] and m["qc"]["failures"] == []
-    assert m["mattes_after"] < m["mattes_before"] - 0.1  # lower is better
-    assert m["ncc_after"] > 0.95 > m["ncc_before"]
-    assert m["iterations"] > 0 and m["stages"][0]["transform"] == "init-phase"
+    m = Registration.read(RegisterFiles(good / "register").record)
+    assert m.qc.passed and m.qc.failures == []
+    assert m.mattes_after < m.mattes_before - 0.1  # lower is better
+    assert m.ncc_after > 0.95 > m.ncc_before
+    assert m.iterations > 0 and m.stages[0]["transform"] == "init-phase"
 
 
 def test_crop_keeps_the_whole_valid_field_of_view_with_its_mask(good):
-    box = json.loads((good / "crop" / "box.json").read_text())
-    assert box["valid_fraction_kept"] == 1.0 and box["qc_passed"]
+    box = Crop.read(CropFiles(good / "crop").record)
+    assert box.valid_fraction_kept == 1.0 and box.qc.passed
     mask = read_mask(good / "crop" / "mask.tif")
     full = read_mask(good / "register" / "mask.tif")
     assert mask.sum() == full.sum()
     lr, _ = read_image(good / "crop" / "lr.tif")
     hr, _ = read_image(good / "crop" / "hr.tif")
     assert mask.shape == lr.shape and hr.shape == (lr.shape[0] * 2, lr.shape[1] * 2)
-    assert [c.name for c in load_crops([good / "crop"])] == ["crop"]
+    assert [c.name for c in load_pairs([good / "crop"])] == ["crop"]
 
 
-def test_failing_pair_stops_with_its_reasons_and_leaves_no_outputs(tmp_path, pair2d):
+def test_failing_pair_stops_with_its_reasons_and_leaves_no_outputs_not_even_old_ones(tmp_path, pair2d):
     cfg = RegisterConfig(**RIGID, qc=QCConfig(min_ncc=0.999), on_failure="stop")
     out = tmp_path / "reg"
+    run_register(pair2d["hr"], pair2d["lr"], out, RegisterConfig(**RIGID))  # an earlier success
+    assert RegisterFiles(out).transform.exists()
     with pytest.raises(ValueError, match=r"failed QC: NCC after 0\.9\d+ < qc.min_ncc 0.999"):
         run_register(pair2d["hr"], pair2d["lr"], out, cfg)
-    assert not any((out / name).exists() for name in OUTPUTS)
-    assert (out / "qc_failed.png").stat().st_size > 0
-    failed = json.loads((out / "metrics_failed.json").read_text())
-    assert failed["qc"]["passed"] is False
+    files = RegisterFiles(out)
+    assert not any(p.exists() for p in files.outputs().values())
+    assert files.failed_qc.stat().st_size > 0
+    assert Registration.read(files.failed_record).qc.passed is False
 
 
 def test_skipped_pair_is_written_flagged_and_left_out_of_training(tmp_path, pair2d, good):
     cfg = RegisterConfig(**RIGID, qc=QCConfig(min_valid_fraction=0.99), on_failure="skip")
     run_register(pair2d["hr"], pair2d["lr"], tmp_path / "register", cfg)
-    m = json.loads((tmp_path / "register" / "metrics.json").read_text())
-    assert m["qc"]["passed"] is False and "valid fraction" in m["qc"]["failures"][0]
+    m = Registration.read(RegisterFiles(tmp_path / "register").record)
+    assert m.qc.passed is False and "valid fraction" in m.qc.failures[0]
     run_crop(tmp_path / "register", pair2d["hr"], tmp_path / "bad")
-    assert json.loads((tmp_path / "bad" / "box.json").read_text())["qc_passed"] is False
-    assert [c.name for c in load_crops([good / "crop", tmp_path / "bad"])] == ["crop"]
+    assert Crop.read(CropFiles(tmp_path / "bad").record).qc.passed is False
+    assert [c.name for c in load_pairs([good / "crop", tmp_path / "bad"])] == ["crop"]
     with pytest.raises(ValueError, match="every pair failed registration QC"):
-        load_crops([tmp_path / "bad"])
+        load_pairs([tmp_path / "bad"])
 
 
 def test_scale_auto_resamples_a_non_integer_ratio_onto_hr_times_scale(tmp_path, hr2d_path):
@@ -85,10 +88,10 @@ def test_scale_auto_resamples_a_non_integer_ratio_onto_hr_times_scale(tmp_path, 
     sitk.WriteTransform(sim.transform, str(tmp_path / "truth.tfm"))
     run_register(hr2d_path, tmp_path / "lr.tif", tmp_path / "reg",
                  RegisterConfig(**RIGID, scale="auto"), truth=tmp_path / "truth.tfm")
-    m = json.loads((tmp_path / "reg" / "metrics.json").read_text())
-    assert m["scale"] == 3 and m["pixel_size_ratio"] == pytest.approx(3.25)
-    assert m["grid_spacing"] == pytest.approx([s * 3 for s in spacing])
-    assert m["tre_mean_px"] < 0.3
+    m = Registration.read(RegisterFiles(tmp_path / "reg").record)
+    assert m.scale == 3 and m.pixel_size_ratio == pytest.approx(3.25)
+    assert m.grid_spacing == pytest.approx([s * 3 for s in spacing])
+    assert m.tre_mean_px < 0.3
     _, sp = read_image(tmp_path / "reg" / "moving_resampled.tif")
     assert sp == pytest.approx(tuple(s * 3 for s in spacing))
 
@@ -100,9 +103,9 @@ def test_bspline_displacement_magnitude_is_measured():
     params[: len(params) // 2] = 0.5  # every control point moves 0.5 µm along x
     bsp.SetParameters(tuple(params))
     comp = sitk.CompositeTransform([sitk.Euler2DTransform(), bsp])
-    disp = _displacement_um(comp, (10, 10), (2.0, 2.0), (0.0, 0.0))
+    disp = bspline_displacement_um(comp, (10, 10), (2.0, 2.0), (0.0, 0.0))
     np.testing.assert_allclose(disp, 0.5, atol=1e-6)
-    assert _displacement_um(sitk.Euler2DTransform(), (10, 10), (2.0, 2.0), (0.0, 0.0)) is None
+    assert bspline_displacement_um(sitk.Euler2DTransform(), (10, 10), (2.0, 2.0), (0.0, 0.0)) is None
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +118,11 @@ def crop3d(tmp_path_factory, sample):
     lr = hr.reshape(20, 48, 2, 48, 2).mean((2, 4)).astype(np.float32)
     write_tiff(d / "lr.tif", lr, spacing=(spacing[0], spacing[1] * 2, spacing[2] * 2))
     write_tiff(d / "mask.tif", np.ones(lr.shape, np.uint8), spacing=(1, 1, 1))
-    (d / "box.json").write_text(json.dumps({"scale": 2, "qc_passed": True}))
+    Crop(registration="none", lr_box=[(0, 20), (0, 48), (0, 48)],
+         hr_box=[(0, 20), (0, 96), (0, 96)], scale=2, box="valid_bbox",
+         lr_spacing=[spacing[0], spacing[1] * 2, spacing[2] * 2], hr_spacing=list(spacing),
+         hr_origin_um=[0, 0, 0], valid_fraction_in_box=1.0, valid_fraction_kept=1.0,
+         qc={"passed": True}).write(CropFiles(d).record)
     return d
 
 
@@ -126,24 +133,24 @@ def test_enhance_records_every_step_and_copies_the_lr_untouched(tmp_path, crop3d
         Background(kind="background", method="gaussian", radius_um=3.0)])
     root = Path(__file__).resolve().parents[2]
     paths = run_enhance(crop3d, tmp_path / "enh", cfg, base=root)
-    prov = json.loads(paths["provenance"].read_text())
-    assert [s["kind"] for s in prov["steps"]] == ["deconvolve", "denoise", "background"]
-    assert prov["steps"][0]["psf"].endswith("psf.tif") and prov["steps"][0]["iterations"] == 5
-    assert "clipped_negative_fraction" in prov["steps"][2]
-    assert prov["output_scale"] == 1.0
-    hr, sp = read_image(paths["hr"])
+    prov = Enhancement.read(paths.provenance)
+    assert [s["kind"] for s in prov.steps] == ["deconvolve", "denoise", "background"]
+    assert prov.steps[0]["psf"].endswith("psf.tif") and prov.steps[0]["iterations"] == 5
+    assert "clipped_negative_fraction" in prov.steps[2]
+    assert prov.output_gain == 1.0
+    hr, sp = read_image(paths.hr)
     before, sp0 = read_image(crop3d / "hr.tif")
     assert hr.dtype == np.float32 and hr.shape == before.shape and sp == sp0
     assert not np.allclose(hr, before)
-    assert (paths["lr"].read_bytes() == (crop3d / "lr.tif").read_bytes())
-    assert json.loads(paths["box"].read_text())["enhance"]["steps"][0]["kind"] == "deconvolve"
-    assert load_crops([tmp_path / "enh"])[0].hr.dtype == np.float32
+    assert paths.lr.read_bytes() == (crop3d / "lr.tif").read_bytes()
+    assert Crop.read(paths.record).enhancement.steps[0]["kind"] == "deconvolve"
+    assert load_pairs([tmp_path / "enh"])[0].hr.dtype == np.float32
 
 
 def test_enhance_rescales_instead_of_clipping_above_16_bit(tmp_path, crop3d):
     d = tmp_path / "bright"
     d.mkdir()
-    for name in ("lr.tif", "mask.tif", "box.json"):
+    for name in ("lr.tif", "mask.tif", "crop.json"):
         (d / name).write_bytes((crop3d / name).read_bytes())
     hr, sp = read_image(crop3d / "hr.tif")
     bright = (hr.astype(np.float32) / hr.max() * 65000).astype(np.uint16)
@@ -151,10 +158,10 @@ def test_enhance_rescales_instead_of_clipping_above_16_bit(tmp_path, crop3d):
     cfg = EnhanceConfig(steps=[Deconvolve(kind="deconvolve", na=1.1, wavelength_nm=510,
                                           iterations=20)])
     paths = run_enhance(d, tmp_path / "out", cfg)
-    prov = json.loads(paths["provenance"].read_text())
-    assert prov["steps"][0]["range_after"][1] > 65535  # deconvolution sharpened the peaks
-    assert 0 < prov["output_scale"] < 1
-    out, _ = read_image(paths["hr"])
+    prov = Enhancement.read(paths.provenance)
+    assert prov.steps[0]["range_after"][1] > 65535  # deconvolution sharpened the peaks
+    assert 0 < prov.output_gain < 1
+    out, _ = read_image(paths.hr)
     assert out.max() == pytest.approx(65535, rel=1e-4)
 
 

@@ -1,0 +1,96 @@
+"""Grid geometry: the LR grid aligned with HR, per-axis factors, boxes, bands and block reductions.
+
+Conventions: arrays are ``yx``/``zyx``; ``scale`` is the integer lateral factor (HR pixels per
+LR pixel); ``factors`` are per-axis factors (``scale`` on y and x, 1 on z); spacings are µm in
+array axis order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+Box = tuple[tuple[int, int], ...]  # per axis (start, stop), stop exclusive
+
+
+def lr_grid(hr_shape: tuple[int, ...], hr_spacing: tuple[float, ...], scale: float
+            ) -> tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]]:
+    """The LR grid aligned with HR: shape, spacing and origin (array axis order, HR frame).
+
+    Lateral axes (the last two) are ``scale`` times coarser; z is unchanged. LR pixel ``i``
+    covers HR pixels ``i*scale … i*scale+scale-1``, so its centre sits at
+    ``(i*scale + (scale-1)/2) * hr_spacing``.
+    """
+    factors = lateral_factors(len(hr_shape), scale)
+    shape = tuple(int(n // f) for n, f in zip(hr_shape, factors, strict=True))
+    spacing = tuple(s * f for s, f in zip(hr_spacing, factors, strict=True))
+    origin = tuple((f - 1) / 2 * s for s, f in zip(hr_spacing, factors, strict=True))
+    return shape, spacing, origin
+
+
+def lateral_factors(ndim: int, scale: float) -> tuple[float, ...]:
+    """Per-axis upsampling factors: ``scale`` on y and x, 1 on z."""
+    return (1,) * (ndim - 2) + (scale, scale)
+
+
+def _blocks(array: np.ndarray, factors: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
+    """View ``array`` (trimmed to whole blocks) as (n0, f0, n1, f1, …); returns the block axes."""
+    shape = tuple(n // f for n, f in zip(array.shape, factors, strict=True))
+    trimmed = array[tuple(slice(0, n * f) for n, f in zip(shape, factors, strict=True))]
+    paired = [d for n, f in zip(shape, factors, strict=True) for d in (n, f)]
+    return trimmed.reshape(paired), tuple(range(1, 2 * len(shape), 2))
+
+
+def block_all(mask: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    """Downsample a boolean mask: a coarse pixel is True when all its fine pixels are."""
+    blocks, axes = _blocks(mask, factors)
+    return np.asarray(blocks.all(axis=axes))
+
+
+def block_mean(image: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    """Downsample by averaging non-overlapping blocks (float32)."""
+    blocks, axes = _blocks(image.astype(np.float32), factors)
+    return blocks.mean(axis=axes)
+
+
+def erode(mask: np.ndarray, iterations: int = 1) -> np.ndarray:
+    """Binary erosion that treats outside the array as invalid."""
+    if iterations <= 0:
+        return mask.copy()
+    return ndi.binary_erosion(mask, iterations=iterations, border_value=0)
+
+
+def expand_mask(mask: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    """Mask of the fine grid: every coarse pixel repeated ``factors`` times per axis."""
+    out = np.asarray(mask, bool)
+    for axis, f in enumerate(factors):
+        if f > 1:
+            out = np.repeat(out, f, axis=axis)
+    return out
+
+
+def scale_box(box: Box, scale: tuple[int, ...]) -> Box:
+    """Map a box on the LR grid to the HR grid: every bound multiplied by the axis' scale."""
+    return tuple((a * s, b * s) for (a, b), s in zip(box, scale, strict=True))
+
+
+def box_slices(box: Box) -> tuple[slice, ...]:
+    """Convert a box to a tuple of slices."""
+    return tuple(slice(a, b) for a, b in box)
+
+
+def split_bounds(length: int, val_fraction: float, test_fraction: float
+                 ) -> dict[str, tuple[int, int]]:
+    """Disjoint [start, stop) bounds of the train, val and test parts of an axis (in that order)."""
+    n_test = int(round(length * test_fraction))
+    n_val = int(round(length * val_fraction))
+    n_train = length - n_val - n_test
+    return {"train": (0, n_train), "val": (n_train, n_train + n_val),
+            "test": (n_train + n_val, length)}
+
+
+def band(array: np.ndarray, axis: int, bounds: tuple[int, int], factor: int = 1) -> np.ndarray:
+    """The part of ``array`` between ``bounds`` (LR pixels, times ``factor``) along ``axis``."""
+    idx = [slice(None)] * array.ndim
+    idx[axis] = slice(bounds[0] * factor, bounds[1] * factor)
+    return array[tuple(idx)]

@@ -1,0 +1,511 @@
+"""Stage records and the results layout: every file a stage writes, named and typed once.
+
+Each stage writes its outputs into a folder whose file names come from one ``*Files`` class
+below, plus a small JSON **record** (a pydantic model) holding its values. The next stage, the
+Snakemake rules, the report and (later) the napari plugin read the record, never guess a file
+name or a dict key. Every record carries a version tag ``srbio.<kind>/<n>``: a file from an
+older or newer srbio fails with a message naming the file, the version found and the one
+expected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from srbio.io.atomic import atomic_path
+
+Box = list[tuple[int, int]]
+Spacing = list[float]
+R = TypeVar("R", bound="Record")
+
+
+# ----------------------------------------------------------------------------- JSON files
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write JSON atomically (numpy scalars and arrays converted)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    return Path(path)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file, naming it in errors."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+
+
+# ----------------------------------------------------------------------------- records
+
+class Record(BaseModel):
+    """A versioned stage record; subclasses set ``KIND`` (and ``VERSION`` when it changes)."""
+
+    model_config = ConfigDict(extra="forbid")
+    KIND: ClassVar[str] = "record"
+    VERSION: ClassVar[int] = 1
+    record: str = ""
+
+    @classmethod
+    def tag(cls) -> str:
+        """The version tag written into every file of this record: ``srbio.<kind>/<n>``."""
+        return f"srbio.{cls.KIND}/{cls.VERSION}"
+
+    @model_validator(mode="after")
+    def _tagged(self) -> Record:
+        if not self.record:
+            self.record = self.tag()
+        return self
+
+    def write(self, path: str | os.PathLike) -> Path:
+        """Write the record as JSON (atomically)."""
+        return write_json(path, self.model_dump())
+
+    @classmethod
+    def from_mapping(cls: type[R], data: Any, *, source: str) -> R:
+        """Validate a mapping read from ``source``, checking its version tag first."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a JSON object ({cls.tag()}), got "
+                             f"{type(data).__name__}")
+        found = data.get("record")
+        if found != cls.tag():
+            what = ("no version tag (written by srbio 0.1.0 or earlier, before records were "
+                    "versioned)" if found is None else f"record version {found!r}")
+            raise ValueError(f"{source}: {what}; this srbio reads {cls.tag()}. Re-run the stage "
+                             f"that wrote it (Snakemake: delete the file, or --forcerun)")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}"
+                                 for e in exc.errors())
+            raise ValueError(f"{source}: invalid {cls.tag()} record ({problems})") from None
+
+    @classmethod
+    def read(cls: type[R], path: str | os.PathLike) -> R:
+        """Read and validate a record file, naming it and its version in every error."""
+        return cls.from_mapping(read_json(path), source=str(path))
+
+
+class Range(BaseModel):
+    """A fixed intensity range ``[vmin, vmax]`` of one modality."""
+
+    model_config = ConfigDict(extra="forbid")
+    vmin: float
+    vmax: float
+    source: str = "config"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if not self.vmax > self.vmin:
+            raise ValueError(f"vmax ({self.vmax}) must exceed vmin ({self.vmin})")
+        return self
+
+    @property
+    def pair(self) -> tuple[float, float]:
+        """``(vmin, vmax)``."""
+        return self.vmin, self.vmax
+
+
+class Normalisation(Record):
+    """``normalisation.json``: one fixed range per modality, stored with the model."""
+
+    KIND: ClassVar[str] = "normalisation"
+    lr: Range
+    hr: Range
+
+
+class QCVerdict(BaseModel):
+    """Registration QC of one pair."""
+
+    model_config = ConfigDict(extra="forbid")
+    passed: bool
+    failures: list[str] = []
+    thresholds: dict[str, float] = {}
+    on_failure: Literal["stop", "skip"] = "stop"
+
+
+class Simulation(Record):
+    """``simulation.json``: how a simulated LR was made from its HR."""
+
+    KIND: ClassVar[str] = "simulation"
+    hr: str
+    hr_spacing: Spacing
+    lr_spacing: Spacing
+    lr_shape: list[int]
+    parameters: dict[str, Any]
+
+
+class Registration(Record):
+    """``registration.json``: the outcome and QC of registering one LR onto its HR."""
+
+    KIND: ClassVar[str] = "registration"
+    fixed: str
+    moving: str
+    transform: str = Field(description="the chain, e.g. 'affine' or 'rigid+bspline'")
+    metric: dict[str, str] = Field(description="registration metric of each stage")
+    init: str
+    scale: int = Field(description="HR pixels per LR pixel laterally")
+    pixel_size_ratio: float
+    fixed_spacing: Spacing
+    moving_spacing: Spacing
+    grid_spacing: Spacing = Field(description="spacing of moving_resampled.tif (hr × scale)")
+    grid_origin: Spacing = Field(description="origin of that grid in the HR frame, µm")
+    grid_shape: list[int]
+    ncc_before: float
+    ncc_after: float
+    mattes_before: float = Field(description="minus Mattes MI (lower is better)")
+    mattes_after: float
+    final_metric: float
+    iterations: int
+    stages: list[dict[str, Any]]
+    seconds: float
+    valid_fraction: float
+    bspline_max_um: float | None = None
+    bspline_mean_um: float | None = None
+    truth: str | None = None
+    tre_mean_px: float | None = None
+    tre_max_px: float | None = None
+    tre_p95_px: float | None = None
+    qc: QCVerdict
+
+
+class Enhancement(Record):
+    """``provenance.json`` of the enhance stage: every step, in order."""
+
+    KIND: ClassVar[str] = "enhancement"
+    source: str
+    steps: list[dict[str, Any]]
+    output_gain: float = Field(description="factor applied to stay within 16 bits (1: none)")
+    dtype: str = "float32"
+
+
+class Crop(Record):
+    """``crop.json``: the crop boxes of a registered pair and its QC verdict."""
+
+    KIND: ClassVar[str] = "crop"
+    registration: str = Field(description="the registration record this crop came from")
+    lr_box: Box = Field(description="(start, stop) per axis on the LR grid")
+    hr_box: Box = Field(description="lr_box × scale laterally, exactly")
+    scale: int
+    box: Literal["valid_bbox", "all_valid"]
+    lr_spacing: Spacing
+    hr_spacing: Spacing
+    hr_origin_um: Spacing
+    valid_fraction_in_box: float
+    valid_fraction_kept: float
+    qc: QCVerdict
+    enhancement: Enhancement | None = None
+
+
+class Patches(Record):
+    """``patches.json``: the patch store beside it and where its patches came from."""
+
+    KIND: ClassVar[str] = "patches"
+    store: str = Field(description="the zarr patch store (train/lr, train/hr, val/lr, val/hr)")
+    scale: int
+    size: int = Field(description="LR patch size; HR patches are size × scale")
+    counts: dict[str, int]
+    pairs: list[str]
+    lr_spacing: Spacing | None = Field(None, description="LR pixel size of the pairs, µm")
+    hr_spacing: Spacing | None = None
+    split: dict[str, Any]
+
+
+class NetworkSpec(BaseModel):
+    """Everything needed to build a network again: its name, scale, channels, parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    scale: int = Field(ge=1)
+    in_channels: int = Field(1, ge=1)
+    params: dict[str, int | float | str] = {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> NetworkSpec:
+        """From a network's ``.config`` (name, scale, in_channels and its parameters)."""
+        rest = dict(config)
+        return cls(name=rest.pop("name"), scale=rest.pop("scale"),
+                   in_channels=rest.pop("in_channels", 1), params=rest)
+
+
+class PixelSizes(BaseModel):
+    """LR and HR pixel sizes (µm, array axis order) a model was trained at."""
+
+    model_config = ConfigDict(extra="forbid")
+    lr: Spacing
+    hr: Spacing
+
+
+class ModelHeader(Record):
+    """The metadata of a model file (``model.pt``), beside its weights."""
+
+    KIND: ClassVar[str] = "model"
+    network: NetworkSpec
+    normalisation: Normalisation
+    spacing: PixelSizes | None = None
+    patch_size: int | None = None
+    provenance: dict[str, Any] = {}
+
+
+class Training(Record):
+    """``training.json``: the run that produced ``model.pt``."""
+
+    KIND: ClassVar[str] = "training"
+    network: NetworkSpec
+    preset: str | None
+    parameters: int
+    n_train: int
+    n_val: int
+    seconds: float
+    epochs: list[dict[str, float]]
+    best_val_psnr: float | None
+    resumed: bool = False
+    provenance: dict[str, Any] = {}
+
+
+class Scores(BaseModel):
+    """Image-quality metrics of one method."""
+
+    model_config = ConfigDict(extra="forbid")
+    psnr: float
+    ssim: float
+    nrmse: float
+
+
+class PairEvaluation(BaseModel):
+    """Held-out metrics of one pair."""
+
+    model_config = ConfigDict(extra="forbid")
+    methods: dict[str, Scores]
+    test_shape_hr: list[int]
+    test_valid_fraction: float
+    figure: str
+
+
+class Evaluation(Record):
+    """``evaluation.json``: held-out metrics of every pair and their mean."""
+
+    KIND: ClassVar[str] = "evaluation"
+    model: str
+    scale: int
+    normalisation: Normalisation
+    pairs: dict[str, PairEvaluation]
+    mean: dict[str, Scores]
+
+
+class Prediction(Record):
+    """``<volume>.json`` beside a prediction: what was predicted with which model, and how fast."""
+
+    KIND: ClassVar[str] = "prediction"
+    store: str
+    model: str
+    input: str
+    input_spacing: Spacing
+    output_spacing: Spacing
+    output_shape: list[int]
+    scale: int
+    tile_shape: list[int]
+    overlap: int
+    dtype: str
+    device: str
+    seconds: float
+    megapixels_per_second: float
+    peak_rss_mb: float
+    tiles: int
+    clipped_low: int
+    clipped_high: int
+
+
+# ----------------------------------------------------------------------------- layout
+
+class File:
+    """A file of a stage folder: ``folder.<attribute>`` is ``folder.root / name``."""
+
+    def __init__(self, name: str, *, output: bool = True) -> None:
+        self.name = name
+        self.output = output  # declared as a workflow output (False: written only sometimes)
+
+    def __get__(self, folder: object, owner: type | None = None) -> Any:
+        if folder is None:
+            return self
+        return folder.root / self.name  # type: ignore[attr-defined]
+
+
+class Folder:
+    """Base of a stage folder; ``outputs()`` lists its files by attribute name."""
+
+    root: Path
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.root)!r})"
+
+    @classmethod
+    def files(cls) -> dict[str, File]:
+        """Every :class:`File` of this folder, by attribute name."""
+        return {k: v for c in reversed(cls.__mro__) for k, v in vars(c).items()
+                if isinstance(v, File)}
+
+    def outputs(self) -> dict[str, Path]:
+        """Paths of the files every successful run writes, by attribute name."""
+        return {k: getattr(self, k) for k, f in self.files().items() if f.output}
+
+
+class SimulateFiles(Folder):
+    """Folder of the simulate stage."""
+
+    lr = File("lr.tif")
+    truth = File("truth.tfm")
+    record = File("simulation.json")
+
+
+class RegisterFiles(Folder):
+    """Folder of the register stage."""
+
+    transform = File("transform.tfm")
+    resampled = File("moving_resampled.tif")
+    mask = File("mask.tif")
+    record = File("registration.json")
+    qc = File("qc.png")
+    failed_qc = File("qc_failed.png", output=False)  # kept after a QC failure (stop)
+    failed_record = File("registration_failed.json", output=False)
+
+
+class CropFiles(Folder):
+    """Folder of the crop stage."""
+
+    lr = File("lr.tif")
+    hr = File("hr.tif")
+    mask = File("mask.tif")
+    record = File("crop.json")
+
+
+class EnhanceFiles(CropFiles):
+    """Folder of the enhance stage: a crop folder (HR enhanced) plus the steps' provenance."""
+
+    provenance = File("provenance.json")
+
+
+class TrainFiles(Folder):
+    """Folder of the train stage."""
+
+    model = File("model.pt")
+    curve = File("training_curve.png")
+    record = File("training.json")
+    checkpoints = File("checkpoints", output=False)  # Lightning: last.ckpt, best.ckpt
+    logs = File("logs", output=False)  # Lightning's CSV log
+
+
+class EvaluateFiles(Folder):
+    """Folder of the evaluate stage (plus one ``comparison_<pair>.png`` per pair)."""
+
+    record = File("evaluation.json")
+
+    def figure(self, pair: str) -> Path:
+        """The comparison picture of one pair."""
+        return self.root / f"comparison_{pair}.png"
+
+
+@dataclass(frozen=True)
+class StoreFiles:
+    """A zarr store written by a stage and the record beside it (written last)."""
+
+    store: Path
+    record: Path
+
+
+class Results(Folder):
+    """The results tree of a workflow run; every path derives from here.
+
+    Methods take a name, or a Snakemake wildcard such as ``"{pair}"``.
+    """
+
+    def simulated(self, name: str) -> SimulateFiles:  # noqa: D102
+        return SimulateFiles(self.root / "simulated" / name)
+
+    def register(self, pair: str) -> RegisterFiles:  # noqa: D102
+        return RegisterFiles(self.root / "register" / pair)
+
+    def crop(self, pair: str) -> CropFiles:  # noqa: D102
+        return CropFiles(self.root / "crop" / pair)
+
+    def enhance(self, pair: str) -> EnhanceFiles:  # noqa: D102
+        return EnhanceFiles(self.root / "enhance" / pair)
+
+    @property
+    def normalisation(self) -> Path:  # noqa: D102
+        return self.root / "normalisation.json"
+
+    @property
+    def patches(self) -> StoreFiles:  # noqa: D102
+        return StoreFiles(self.root / "patches.zarr", self.root / "patches.json")
+
+    @property
+    def train(self) -> TrainFiles:  # noqa: D102
+        return TrainFiles(self.root / "train")
+
+    @property
+    def evaluate(self) -> EvaluateFiles:  # noqa: D102
+        return EvaluateFiles(self.root / "evaluate")
+
+    @property
+    def report(self) -> Path:  # noqa: D102
+        return self.root / "report.md"
+
+    def prediction(self, volume: str) -> StoreFiles:  # noqa: D102
+        return StoreFiles(self.root / "predict" / f"{volume}.ome.zarr",
+                          self.root / "predict" / f"{volume}.json")
+
+    def log(self, stage: str, name: str | None = None) -> Path:
+        """Log file of one job."""
+        return self.root / "logs" / (f"{stage}.log" if name is None else f"{stage}/{name}.log")
+
+
+def parent(path: str | os.PathLike) -> str:
+    """The folder holding ``path`` (rules derive a stage's folder from its record this way)."""
+    return str(Path(path).parent)
+
+
+def patches_store_path(record: str | os.PathLike) -> Path:
+    """The patch store a record describes: ``patches.json`` → ``patches.zarr``."""
+    return Path(record).with_suffix(".zarr")
+
+
+def prediction_store_path(record: str | os.PathLike) -> Path:
+    """The OME-Zarr a prediction record describes: ``x.json`` → ``x.ome.zarr``."""
+    return Path(record).with_suffix(".ome.zarr")
+
+
+def patches_record_path(store: str | os.PathLike) -> Path:
+    """The record beside a patch store: ``patches.zarr`` → ``patches.json``."""
+    store = Path(store)
+    return store.with_name(store.name.removesuffix(".zarr") + ".json")
+
+
+def prediction_record_path(store: str | os.PathLike) -> Path:
+    """The record beside a prediction: ``x.ome.zarr`` → ``x.json``."""
+    store = Path(store)
+    stem = store.name.removesuffix(".zarr").removesuffix(".ome")
+    return store.with_name(stem + ".json")

@@ -1,0 +1,102 @@
+"""The networks srbio can build, described without importing torch.
+
+The configuration schema, the command line and the model file check names, presets, parameter
+names and scales against this table before any heavy import. Adding a network = one module in
+``srbio/models`` (a ``torch.nn.Module`` taking ``scale``, ``in_channels`` and its parameters as
+keywords, exposing them as ``.config``) + one entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+ParamValue = int | float | str
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    """What srbio knows about one network before building it.
+
+    Attributes
+    ----------
+    name : str
+        Name used in ``model.name`` and in model files.
+    module, builder : str
+        Where the ``torch.nn.Module`` class lives (imported only when building).
+    scales : tuple of int
+        Upsampling factors the network's upsampler supports.
+    presets : mapping
+        Named parameter sets; ``default_preset`` is used when none is given.
+    parameters : tuple of str
+        Parameter names accepted besides ``scale`` and ``in_channels``.
+    """
+
+    name: str
+    module: str
+    builder: str
+    scales: tuple[int, ...]
+    presets: Mapping[str, Mapping[str, ParamValue]]
+    parameters: tuple[str, ...]
+    default_preset: str
+    description: str = ""
+    reference: str = field(default="", compare=False)
+
+
+NETWORKS: dict[str, NetworkInfo] = {
+    "rcan": NetworkInfo(
+        name="rcan", module="srbio.models.rcan", builder="RCAN", scales=(1, 2, 3, 4, 8),
+        presets={
+            "tiny": {"n_groups": 2, "n_blocks": 2, "n_feats": 16, "reduction": 8},
+            "small": {"n_groups": 5, "n_blocks": 3, "n_feats": 32, "reduction": 16},
+            "paper": {"n_groups": 10, "n_blocks": 20, "n_feats": 64, "reduction": 16},
+        },
+        parameters=("n_groups", "n_blocks", "n_feats", "reduction"),
+        default_preset="small",
+        description="residual channel attention network",
+        reference="Zhang et al., ECCV 2018",
+    ),
+}
+
+
+def network_info(name: str) -> NetworkInfo:
+    """The registry entry of ``name``; ValueError naming the available networks otherwise."""
+    try:
+        return NETWORKS[name]
+    except KeyError:
+        raise ValueError(f"unknown network {name!r} (available: {', '.join(sorted(NETWORKS))})"
+                         ) from None
+
+
+def check_scale(name: str, scale: int) -> None:
+    """Raise ValueError when network ``name`` cannot upsample by ``scale``."""
+    info = network_info(name)
+    if scale not in info.scales:
+        raise ValueError(f"network {name!r} supports scale {', '.join(map(str, info.scales))}; "
+                         f"got {scale}")
+
+
+def resolve_params(name: str, preset: str | None, overrides: Mapping[str, ParamValue]
+                   ) -> dict[str, ParamValue]:
+    """Parameters of network ``name``: its ``preset`` (or none) updated by ``overrides``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown preset or parameter name, naming what is allowed.
+    """
+    info = network_info(name)
+    if preset is not None and preset not in info.presets:
+        raise ValueError(f"unknown preset {preset!r} of network {name!r} "
+                         f"(available: {', '.join(info.presets)})")
+    unknown = sorted(set(overrides) - set(info.parameters))
+    if unknown:
+        raise ValueError(f"network {name!r} has no parameter {', '.join(map(repr, unknown))} "
+                         f"(parameters: {', '.join(info.parameters)})")
+    params: dict[str, ParamValue] = dict(info.presets[preset]) if preset is not None else {}
+    params.update(overrides)
+    missing = sorted(set(info.parameters) - set(params))
+    if missing:
+        raise ValueError(f"network {name!r} needs {', '.join(missing)} (give a preset or "
+                         f"every parameter)")
+    return params
