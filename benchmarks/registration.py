@@ -101,7 +101,7 @@ def accuracy(hr3, sp3, quick: bool, elastix: bool) -> None:
         for kind, sim_kw in CASES.items():
             rows = {"s": [], "e": []}
             for seed in seeds:
-                sim = simulate_lr(hr, spacing=sp, scale=2, seed=seed, **sim_kw)
+                sim = simulate_lr(hr, spacing=sp, factor=2, seed=seed, **sim_kw)
                 pts = eval_points(hr, sp, sim)
                 t, secs = run_srbio(hr, sp, sim, kind)
                 rows["s"].append((tre(t, sim, pts, sp), secs))
@@ -131,7 +131,7 @@ def robustness(hr3, sp3) -> None:
     cases += [("low SNR (0.1 photon/count, read 8)", 0.05, 3.0, 2,
                {"photons_per_count": 0.1, "read_noise": 8.0})]
     for name, frac, rot, ratio, noise in cases:
-        sim = simulate_lr(hr, spacing=sp, scale=ratio, seed=7, affine_strength=0.0,
+        sim = simulate_lr(hr, spacing=sp, factor=ratio, seed=7, affine_strength=0.0,
                           deformation_um=0.0, rotation_deg=rot, shift_um=tuple(frac * fov),
                           border_fraction=0.02, **noise)
         pts = eval_points(hr, sp, sim)
@@ -149,7 +149,7 @@ def speed(hr3, sp3) -> None:
     print("\n## Speed: 64x512x512 HR (LR 64x256x256), affine chain, defaults, "
           f"{THREADS} threads\n")
     big = np.pad(hr3, ((12, 12), (96, 96), (60, 60)), mode="reflect")
-    sim = simulate_lr(big, spacing=sp3, scale=2, seed=1, deformation_um=0.0)
+    sim = simulate_lr(big, spacing=sp3, factor=2, seed=1, deformation_um=0.0)
     pts = eval_points(big, sp3, sim, n=2000)
     t, secs = run_srbio(big, sp3, sim, "affine")
     print(f"| volume | seconds | mean err (HR px) |\n|---|---|---|\n"
@@ -166,7 +166,7 @@ def bad_inputs(hr3, sp3) -> None:
         d = Path(tmp)
         plane = hr3[20]
         write_tiff(d / "hr.tif", plane, spacing=sp3[1:])
-        sim = simulate_lr(plane, spacing=sp3[1:], scale=2, seed=1)
+        sim = simulate_lr(plane, spacing=sp3[1:], factor=2, seed=1)
         write_tiff(d / "lr.tif", sim.lr, spacing=sim.spacing)
         nan = sim.lr.astype(np.float32)
         nan[10, 10] = np.nan

@@ -13,24 +13,25 @@ from scipy import ndimage as ndi
 Box = tuple[tuple[int, int], ...]  # per axis (start, stop), stop exclusive
 
 
-def lr_grid(hr_shape: tuple[int, ...], hr_spacing: tuple[float, ...], scale: float
+def lr_grid(hr_shape: tuple[int, ...], hr_spacing: tuple[float, ...], factor: float
             ) -> tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]]:
     """The LR grid aligned with HR: shape, spacing and origin (array axis order, HR frame).
 
-    Lateral axes (the last two) are ``scale`` times coarser; z is unchanged. LR pixel ``i``
-    covers HR pixels ``i*scale … i*scale+scale-1``, so its centre sits at
-    ``(i*scale + (scale-1)/2) * hr_spacing``.
+    Lateral axes (the last two) are ``factor`` times coarser (the integer ``scale`` of a pair,
+    or any factor ≥ 1 when simulating); z is unchanged. LR pixel ``i`` covers HR pixels
+    ``i*factor … i*factor+factor-1``, so its centre sits at ``(i*factor + (factor-1)/2) *
+    hr_spacing``.
     """
-    factors = lateral_factors(len(hr_shape), scale)
+    factors = lateral_factors(len(hr_shape), factor)
     shape = tuple(int(n // f) for n, f in zip(hr_shape, factors, strict=True))
     spacing = tuple(s * f for s, f in zip(hr_spacing, factors, strict=True))
     origin = tuple((f - 1) / 2 * s for s, f in zip(hr_spacing, factors, strict=True))
     return shape, spacing, origin
 
 
-def lateral_factors(ndim: int, scale: float) -> tuple[float, ...]:
-    """Per-axis upsampling factors: ``scale`` on y and x, 1 on z."""
-    return (1,) * (ndim - 2) + (scale, scale)
+def lateral_factors(ndim: int, factor: float) -> tuple[float, ...]:
+    """Per-axis factors: ``factor`` on y and x, 1 on z."""
+    return (1,) * (ndim - 2) + (factor, factor)
 
 
 def _blocks(array: np.ndarray, factors: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -69,9 +70,9 @@ def expand_mask(mask: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def scale_box(box: Box, scale: tuple[int, ...]) -> Box:
-    """Map a box on the LR grid to the HR grid: every bound multiplied by the axis' scale."""
-    return tuple((a * s, b * s) for (a, b), s in zip(box, scale, strict=True))
+def scale_box(box: Box, factors: tuple[int, ...]) -> Box:
+    """Map a box on the LR grid to the HR grid: every bound multiplied by the axis' factor."""
+    return tuple((a * f, b * f) for (a, b), f in zip(box, factors, strict=True))
 
 
 def box_slices(box: Box) -> tuple[slice, ...]:

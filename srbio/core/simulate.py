@@ -100,7 +100,7 @@ def _blur(hr: np.ndarray, spacing: tuple[float, ...], sigma_um: tuple[float, ...
     return ndi.gaussian_filter(img, sig, mode="nearest")
 
 
-def _optics(hr: np.ndarray, spacing: tuple[float, ...], scale: float,
+def _optics(hr: np.ndarray, spacing: tuple[float, ...], factor: float,
             psf_sigma_um: tuple[float, float], psf: np.ndarray | None,
             psf_spacing: tuple[float, ...] | None, fill: float | str | None
             ) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
@@ -109,7 +109,7 @@ def _optics(hr: np.ndarray, spacing: tuple[float, ...], scale: float,
     Returns the blurred image, the valid HR pixels and the Gaussian sigmas used (µm).
     """
     ndim = hr.ndim
-    factors = lateral_factors(ndim, scale)
+    factors = lateral_factors(ndim, factor)
     hr_valid = valid_mask(hr, fill=fill)
     pix = [(f * s) / np.sqrt(12) if f > 1 else 0.0 for f, s in zip(factors, spacing, strict=True)]
     psf_sig = ([psf_sigma_um[1]] * 2 if ndim == 2 else [psf_sigma_um[0]] + [psf_sigma_um[1]] * 2)
@@ -218,7 +218,7 @@ def _noise(lr: np.ndarray, valid: np.ndarray, rng: np.random.Generator,
 
 
 def simulate_lr(
-    hr: np.ndarray, *, spacing: tuple[float, ...], scale: float = 2,
+    hr: np.ndarray, *, spacing: tuple[float, ...], factor: float = 2,
     psf_sigma_um: tuple[float, float] = (0.3, 0.15), psf: np.ndarray | None = None,
     psf_spacing: tuple[float, ...] | None = None, max_shift_um: tuple[float, float] = (0.3, 2.0),
     max_rotation_deg: float = 3.0, max_tilt_deg: float = 0.5, affine_strength: float = 0.01,
@@ -233,8 +233,8 @@ def simulate_lr(
     ----------
     hr, spacing : numpy.ndarray, tuple of float
         HR image (``yx`` or ``zyx``) and its pixel size in µm (array axis order).
-    scale : float
-        Lateral sampling factor (LR pixels are ``scale`` times larger in y and x); need not
+    factor : float
+        Lateral sampling factor (LR pixels are ``factor`` times larger in y and x); need not
         be an integer (a 0.65 µm camera pixel over a 0.2 µm one is 3.25).
     psf_sigma_um : (float, float)
         Gaussian PSF sigma (z, lateral) in µm added by the LR optics (z ignored in 2D);
@@ -258,11 +258,11 @@ def simulate_lr(
     seed : int
         Random seed; the same seed gives the same acquisition.
     """
-    if not scale >= 1:
-        raise ValueError(f"scale must be at least 1, got {scale}")
+    if not factor >= 1:
+        raise ValueError(f"factor must be at least 1, got {factor}")
     rng = np.random.default_rng(seed)
-    lr_shape, lr_spacing, lr_origin = lr_grid(hr.shape, spacing, scale)
-    blurred, hr_valid, sigma = _optics(hr, spacing, scale, psf_sigma_um, psf, psf_spacing, fill)
+    lr_shape, lr_spacing, lr_origin = lr_grid(hr.shape, spacing, factor)
+    blurred, hr_valid, sigma = _optics(hr, spacing, factor, psf_sigma_um, psf, psf_spacing, fill)
     affine, drawn = _misalignment(
         rng, hr.shape, spacing, lr_origin, max_rotation_deg=max_rotation_deg,
         max_tilt_deg=max_tilt_deg, affine_strength=affine_strength, max_shift_um=max_shift_um,
@@ -273,7 +273,7 @@ def simulate_lr(
     hr_to_lr = sitk.CompositeTransform([deform_inv, affine.GetInverse()])
     lr, support = _sample_lr(blurred, hr_valid, spacing, lr_shape, lr_spacing, lr_to_hr)
     out = _noise(lr, support & ~_border(lr_shape, border_fraction), rng, photons_per_count, read_noise)
-    params = {"scale": scale, **drawn, "psf_sigma_um": list(sigma),
+    params = {"factor": factor, **drawn, "psf_sigma_um": list(sigma),
               "deformation_um": deformation_um, "photons_per_count": photons_per_count,
               "read_noise": read_noise, "border_fraction": border_fraction, "seed": seed}
     return SimulatedLR(out, lr_spacing, hr_to_lr, params)

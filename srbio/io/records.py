@@ -207,7 +207,7 @@ class Crop(Record):
     lr_box: Box = Field(description="(start, stop) per axis on the LR grid")
     hr_box: Box = Field(description="lr_box × scale laterally, exactly")
     scale: int
-    box: Literal["valid_bbox", "all_valid"]
+    box_mode: Literal["valid_bbox", "all_valid"] = Field(description="crop.box of the config")
     lr_spacing: Spacing
     hr_spacing: Spacing
     hr_origin_um: Spacing

@@ -55,7 +55,7 @@ def run_crop(register_dir: str | os.PathLike, hr_path: str | os.PathLike,
         log.warning("%s failed registration QC: cropped for inspection, left out of training",
                     register_dir)
     record = Crop(registration=str(src.record), lr_box=list(box), hr_box=list(hr_box),
-                  scale=registration.scale, box=cfg.box, lr_spacing=list(lr_sp),
+                  scale=registration.scale, box_mode=cfg.box, lr_spacing=list(lr_sp),
                   hr_spacing=list(hr_sp),
                   hr_origin_um=[a * s for (a, _), s in zip(hr_box, hr_sp, strict=True)],
                   valid_fraction_in_box=float(mask_crop.mean()), valid_fraction_kept=kept,

@@ -30,7 +30,7 @@ def run_simulate(hr_path: str | os.PathLike, out_dir: str | os.PathLike, params:
     if params.psf:
         psf, psf_spacing = read_image(params.psf)
     sim = simulate_lr(
-        hr, spacing=spacing, scale=params.scale, psf_sigma_um=params.psf_sigma_um, psf=psf,
+        hr, spacing=spacing, factor=params.scale, psf_sigma_um=params.psf_sigma_um, psf=psf,
         psf_spacing=psf_spacing, max_shift_um=params.max_shift_um,
         max_rotation_deg=params.max_rotation_deg, max_tilt_deg=params.max_tilt_deg,
         affine_strength=params.affine_strength, deformation_um=params.deformation_um,

@@ -31,7 +31,7 @@ def test_phase_start_survives_a_20_percent_shift_and_a_10_degree_rotation(plane,
     """Exactly 20 % of the field of view on both axes plus 10° (measured ~0.04 px)."""
     hr, spacing = plane
     fov = np.asarray(hr.shape) * np.asarray(spacing)
-    sim = simulate_lr(hr, spacing=spacing, scale=2, seed=4, affine_strength=0.0,
+    sim = simulate_lr(hr, spacing=spacing, factor=2, seed=4, affine_strength=0.0,
                       deformation_um=0.0, rotation_deg=10.0 * sign,
                       shift_um=tuple(0.2 * fov * sign), border_fraction=0.02)
     result, err = _register(hr, spacing, sim, transform="rigid", metric="correlation")
@@ -42,7 +42,7 @@ def test_phase_start_survives_a_20_percent_shift_and_a_10_degree_rotation(plane,
 
 def test_phase_start_finds_the_offset_the_centred_start_misses(plane):
     hr, spacing = plane
-    sim = simulate_lr(hr, spacing=spacing, scale=2, seed=11, affine_strength=0.0,
+    sim = simulate_lr(hr, spacing=spacing, factor=2, seed=11, affine_strength=0.0,
                       deformation_um=0.0, max_rotation_deg=10.0, max_shift_um=(0, 7.0))
     start, summary = reg.coarse_alignment(
         hr, sim.lr, fixed_spacing=spacing, moving_spacing=sim.spacing,
@@ -59,7 +59,7 @@ def test_phase_start_finds_the_offset_the_centred_start_misses(plane):
 def test_non_integer_pixel_size_ratio_is_registered(plane):
     """LR pixels 3.25x the HR's (0.65 vs 0.2 µm-like): scale chosen 3, error stays small."""
     hr, spacing = plane
-    sim = simulate_lr(hr, spacing=spacing, scale=3.25, seed=2, affine_strength=0.0,
+    sim = simulate_lr(hr, spacing=spacing, factor=3.25, seed=2, affine_strength=0.0,
                       deformation_um=0.0)
     assert reg.choose_scale(spacing, sim.spacing) == 3
     _, err = _register(hr, spacing, sim, transform="rigid", metric="correlation")
@@ -74,7 +74,7 @@ def test_choose_scale_rounds_the_lateral_ratio():
 
 def test_metric_value_improves_after_registration_and_per_stage_metrics(plane):
     hr, spacing = plane
-    sim = simulate_lr(hr, spacing=spacing, scale=2, seed=3, deformation_um=0.0)
+    sim = simulate_lr(hr, spacing=spacing, factor=2, seed=3, deformation_um=0.0)
     result, _ = _register(hr, spacing, sim, transform="rigid")
     args = {"fixed_spacing": spacing, "moving_spacing": sim.spacing, "metric": "mattes",
             "fixed_mask": valid_mask(hr), "moving_mask": valid_mask(sim.lr)}

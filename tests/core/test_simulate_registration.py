@@ -33,7 +33,7 @@ def _samples_of(image, spacing, points):
 
 def test_simulated_lr_has_the_expected_geometry_and_a_black_border(plane):
     hr, spacing = plane
-    sim = simulate_lr(hr, spacing=spacing, scale=2, seed=0)
+    sim = simulate_lr(hr, spacing=spacing, factor=2, seed=0)
     assert sim.lr.dtype == np.uint16
     assert sim.lr.shape == (hr.shape[0] // 2, hr.shape[1] // 2)
     assert sim.spacing == pytest.approx((spacing[0] * 2, spacing[1] * 2))
@@ -45,7 +45,7 @@ def test_simulated_lr_has_the_expected_geometry_and_a_black_border(plane):
 
 def test_truth_transform_maps_hr_points_onto_the_same_structures_in_lr(plane):
     hr, spacing = plane
-    sim = simulate_lr(hr, spacing=spacing, scale=2, seed=5, deformation_um=0.05)
+    sim = simulate_lr(hr, spacing=spacing, factor=2, seed=5, deformation_um=0.05)
     mask = valid_mask(hr) & (hr > np.percentile(hr, 90))
     pts = tf.grid_points(mask, spacing, n=3000, seed=1)
     lr_pts = tf.transform_points(sim.transform, pts)
@@ -63,7 +63,7 @@ def test_truth_transform_maps_hr_points_onto_the_same_structures_in_lr(plane):
 def test_registration_recovers_a_rigid_misalignment_2d(plane, kind):
     """Mean error stated: <= 0.25 HR px (2D plane, shot noise; measured ~0.08 rigid, ~0.14 affine)."""
     hr, spacing = plane
-    sim = simulate_lr(hr, spacing=spacing, scale=2, seed=3, affine_strength=0.0,
+    sim = simulate_lr(hr, spacing=spacing, factor=2, seed=3, affine_strength=0.0,
                       deformation_um=0.0, max_rotation_deg=3.0, max_shift_um=(0, 2.0))
     fixed_mask = valid_mask(hr)
     result = reg.register(hr, sim.lr, fixed_spacing=spacing, moving_spacing=sim.spacing,
@@ -82,7 +82,7 @@ def test_affine_registration_recovers_scaling_and_shear_2d(plane):
     """Mean error stated: <= 0.35 HR px with a 2% random affine part (measured 0.26; rigid
     alone cannot fit it: 1.9)."""
     hr, spacing = plane
-    sim = simulate_lr(hr, spacing=spacing, scale=2, seed=5, affine_strength=0.02,
+    sim = simulate_lr(hr, spacing=spacing, factor=2, seed=5, affine_strength=0.02,
                       deformation_um=0.0)
     kwargs = _kwargs(hr, spacing, sim)
     fixed_mask = kwargs["fixed_mask"]
@@ -121,7 +121,7 @@ def test_bspline_chain_recovers_a_smooth_deformation_and_writes_a_readable_trans
     """Stated: on a 0.15 µm (1.5 HR px) smooth deformation the B-spline chain beats the affine
     one and stays <= 0.45 HR px mean (measured 0.38 vs 0.49; issue 3 targets 0.3)."""
     hr, spacing = plane
-    sim = simulate_lr(hr, spacing=spacing, scale=2, seed=2, deformation_um=0.15,
+    sim = simulate_lr(hr, spacing=spacing, factor=2, seed=2, deformation_um=0.15,
                       deformation_spacing_um=12.0)
     kwargs = _kwargs(hr, spacing, sim)
     fixed_mask = kwargs["fixed_mask"]
@@ -140,7 +140,7 @@ def test_bspline_chain_recovers_a_smooth_deformation_and_writes_a_readable_trans
 
 def test_mattes_metric_also_registers(plane):
     hr, spacing = plane
-    sim = simulate_lr(hr, spacing=spacing, scale=2, seed=3, affine_strength=0.0,
+    sim = simulate_lr(hr, spacing=spacing, factor=2, seed=3, affine_strength=0.0,
                       deformation_um=0.0)
     fixed_mask = valid_mask(hr)
     result = reg.register(hr, sim.lr, fixed_spacing=spacing, moving_spacing=sim.spacing,
@@ -158,9 +158,9 @@ def test_a_measured_psf_blurs_like_the_microscope(sample):
 
     psf, psf_spacing = read_image(Path(__file__).resolve().parents[2] / "data/sample/psf.tif")
     image, spacing = sample
-    sharp = simulate_lr(image[10:30], spacing=spacing, scale=2, seed=0, psf_sigma_um=(0, 0),
+    sharp = simulate_lr(image[10:30], spacing=spacing, factor=2, seed=0, psf_sigma_um=(0, 0),
                         read_noise=0, photons_per_count=1e4, border_fraction=0)
-    blurred = simulate_lr(image[10:30], spacing=spacing, scale=2, seed=0, psf=psf,
+    blurred = simulate_lr(image[10:30], spacing=spacing, factor=2, seed=0, psf=psf,
                           psf_spacing=psf_spacing, read_noise=0, photons_per_count=1e4,
                           border_fraction=0)
     a, b = sharp.lr[10].astype(float), blurred.lr[10].astype(float)
@@ -176,7 +176,7 @@ def test_registration_in_3d_with_anisotropic_spacing(sample):
     """3D, z step 0.157 µm vs 0.1015 µm laterally. Stated: rigid mean error <= 1.0 HR px
     (measured ~0.8, mostly along z; lateral <= 0.35 px each). See the README's limitations."""
     image, spacing = sample
-    sim = simulate_lr(image, spacing=spacing, scale=2, seed=1, affine_strength=0.0,
+    sim = simulate_lr(image, spacing=spacing, factor=2, seed=1, affine_strength=0.0,
                       deformation_um=0.0, max_tilt_deg=0.0)
     mask = valid_mask(image)
     result = reg.register(image, sim.lr, fixed_spacing=spacing, moving_spacing=sim.spacing,

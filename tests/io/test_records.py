@@ -18,7 +18,7 @@ from srbio.io.records import (
 
 def _crop(**kw):
     values = {"registration": "r.json", "lr_box": [(0, 4), (1, 5)], "hr_box": [(0, 8), (2, 10)],
-              "scale": 2, "box": "valid_bbox", "lr_spacing": [0.2, 0.2], "hr_spacing": [0.1, 0.1],
+              "scale": 2, "box_mode": "valid_bbox", "lr_spacing": [0.2, 0.2], "hr_spacing": [0.1, 0.1],
               "hr_origin_um": [0.0, 0.2], "valid_fraction_in_box": 0.9, "valid_fraction_kept": 1.0,
               "qc": QCVerdict(passed=True)}
     return Crop(**{**values, **kw})

@@ -82,7 +82,7 @@ def test_skipped_pair_is_written_flagged_and_left_out_of_training(tmp_path, pair
 
 def test_scale_auto_resamples_a_non_integer_ratio_onto_hr_times_scale(tmp_path, hr2d_path):
     hr, spacing = read_image(hr2d_path)
-    sim = simulate_lr(hr, spacing=spacing, scale=3.25, seed=2, affine_strength=0.0,
+    sim = simulate_lr(hr, spacing=spacing, factor=3.25, seed=2, affine_strength=0.0,
                       deformation_um=0.0)
     write_tiff(tmp_path / "lr.tif", sim.lr, spacing=sim.spacing)
     sitk.WriteTransform(sim.transform, str(tmp_path / "truth.tfm"))
@@ -119,7 +119,7 @@ def crop3d(tmp_path_factory, sample):
     write_tiff(d / "lr.tif", lr, spacing=(spacing[0], spacing[1] * 2, spacing[2] * 2))
     write_tiff(d / "mask.tif", np.ones(lr.shape, np.uint8), spacing=(1, 1, 1))
     Crop(registration="none", lr_box=[(0, 20), (0, 48), (0, 48)],
-         hr_box=[(0, 20), (0, 96), (0, 96)], scale=2, box="valid_bbox",
+         hr_box=[(0, 20), (0, 96), (0, 96)], scale=2, box_mode="valid_bbox",
          lr_spacing=[spacing[0], spacing[1] * 2, spacing[2] * 2], hr_spacing=list(spacing),
          hr_origin_um=[0, 0, 0], valid_fraction_in_box=1.0, valid_fraction_kept=1.0,
          qc={"passed": True}).write(CropFiles(d).record)
