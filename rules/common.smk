@@ -11,7 +11,7 @@ from pathlib import Path
 from srbio.config import section_settings, validate_config
 from srbio.io.records import Results, parent, patches_store_path, prediction_store_path
 
-CFG = validate_config(config, source="config")  # unknown keys and bad values fail here, named
+CFG = validate_config(config, source=", ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml")
 R = Results(Path(CFG.results))
 SIM = {s.name: s for s in CFG.simulate}
 PAIRS = {p.name: p for p in CFG.pairs}

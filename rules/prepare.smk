@@ -65,7 +65,6 @@ rule crop:
         registered=lambda w, input: parent(input.record),
         out=lambda w, output: parent(output.record),
         settings=settings("crop"),
-        spacing=lambda w: spacing_flag("--hr-spacing", PAIRS[w.pair].hr_spacing),
     log:
         str(R.log("crop", "{pair}")),
     conda:
@@ -75,7 +74,7 @@ rule crop:
         runtime=15,
     shell:
         "python -m srbio crop --registered {params.registered:q} --hr {input.hr:q} "
-        "--out {params.out:q} --settings {params.settings:q} {params.spacing} > {log:q} 2>&1"
+        "--out {params.out:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule enhance:

@@ -30,12 +30,11 @@ rule evaluate:
         model=rules.train.output.model,
         crops=PREPARED_RECORDS,
     output:
-        **outputs(R.evaluate),
-        figures=[str(R.evaluate.figure(name)) for name in PAIRS],
+        **outputs(R.evaluate),  # the record names the comparison pictures (QC-skipped pairs: none)
     params:
         crops=lambda w, input: [parent(p) for p in input.crops],
         out=lambda w, output: parent(output.record),
-        settings=settings("split", "predict", predict={"volumes"}),
+        settings=settings("split", "predict", predict={"volumes", "dtype", "chunk"}),
     log:
         str(R.log("evaluate")),
     conda:

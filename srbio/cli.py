@@ -43,10 +43,12 @@ def cmd_simulate(a: argparse.Namespace) -> None:
 
     (params,) = _sections(a, "simulate")
     hr_spacing = a.hr_spacing
-    if a.config is not None and a.name:
-        entry = {e.name: e for e in load_config(a.config).simulate}.get(a.name)
-        if entry is None:
-            raise ValueError(f"{a.config}: no simulate entry named {a.name!r}")
+    entries = {e.name: e for e in load_config(a.config).simulate} if a.config else {}
+    if entries and a.settings is None:  # one entry of the config's simulate list
+        if a.name not in entries:
+            raise ValueError(f"{a.config}: give --name, one of its simulate entries "
+                             f"{sorted(entries)} (got {a.name!r})")
+        entry = entries[a.name]
         params = SimulateParams(**entry.model_dump(exclude={"name", "hr", "hr_spacing"}))
         hr_spacing = hr_spacing or entry.hr_spacing
     params = _override(params, seed=a.seed, scale=a.scale)
@@ -71,7 +73,7 @@ def cmd_crop(a: argparse.Namespace) -> None:
     (cfg,) = _sections(a, "crop")
     from srbio.stages.crop import run_crop
 
-    run_crop(a.registered, a.hr, a.out, hr_spacing=a.hr_spacing, cfg=cfg)
+    run_crop(a.registered, a.hr, a.out, cfg=cfg)
 
 
 def cmd_enhance(a: argparse.Namespace) -> None:
@@ -104,9 +106,8 @@ def cmd_train(a: argparse.Namespace) -> None:
     """Run the train stage (inputs checked before torch is imported)."""
     model, train = _sections(a, "model", "train")
     train = _override(train, epochs=a.epochs)
-    from srbio.stages.train import read_inputs, run_train
+    from srbio.stages.train import run_train  # checks its inputs before importing torch
 
-    read_inputs(a.patches, a.normalisation, model)
     run_train(a.patches, a.normalisation, a.out, model, train, resume=a.resume,
               progress=not a.quiet)
 
@@ -193,7 +194,6 @@ def _add_preparation(add: Adder) -> None:
     s.add_argument("--registered", required=True, help="output folder of `srbio register`")
     s.add_argument("--hr", required=True)
     s.add_argument("--out", required=True)
-    _spacing(s, "--hr-spacing", "HR")
 
     s = add("enhance", cmd_enhance, "enhance a cropped HR (deconvolve / denoise / background)")
     s.add_argument("--crop", required=True, help="output folder of `srbio crop`")

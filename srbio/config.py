@@ -354,6 +354,8 @@ def load_config(path: str | os.PathLike) -> Config:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: configuration file not found") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a folder, expected a YAML configuration file") from None
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML ({exc})") from None
     return validate_config(data or {}, source=str(path))

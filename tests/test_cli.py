@@ -141,3 +141,10 @@ def test_enhance_cli_needs_steps_and_names_the_config(tmp_path):
     r = srbio("enhance", "--crop", tmp_path, "--out", tmp_path / "out", "--config", cfg)
     assert r.returncode == 2 and "needs a psf file, or both na and wavelength_nm" in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_truth_file_is_named_before_any_registration(tmp_path, pair2d):
+    r = srbio("register", "--fixed", pair2d["hr"], "--moving", pair2d["lr"], "--out",
+              tmp_path / "r", "--truth", tmp_path / "nothere.tfm")
+    assert r.returncode == 2 and "nothere.tfm: ground-truth transform not found" in r.stderr
+    assert "registration stage" not in r.stderr  # refused before registering

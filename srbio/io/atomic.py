@@ -40,8 +40,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         _remove(tmp)
         raise
-    if final.exists():
-        _remove(final)
+    if final.is_dir() and not final.is_symlink():
+        _remove(final)  # a folder cannot be renamed onto: issue 8 makes this swap atomic too
     os.replace(tmp, final)
 
 

@@ -67,7 +67,7 @@ def read_model_file(path: str | os.PathLike) -> tuple[ModelHeader, dict[str, Any
     try:
         header_data = payload["header"] if fmt == FORMAT else _upgrade_v1(payload)
         state = payload["state_dict"]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: incomplete srbio model file ({fmt}): missing or invalid "
                          f"{exc}") from None
     if not isinstance(state, dict) or not state:

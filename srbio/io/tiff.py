@@ -41,8 +41,6 @@ def _lateral_spacing(page: tifffile.TiffPage, unit: str | None, path: Path) -> t
         if num == 0 or den == 0:
             return None
         per_pixel.append(den / num)
-    if per_pixel == [1.0, 1.0] and res_unit == 1:
-        return None  # tifffile's default resolution of 1 pixel per unit: not a measurement
     y, x = (to_micrometres(v, length_unit, source=source) for v in per_pixel)
     return y, x
 
@@ -166,9 +164,10 @@ def write_tiff(
         raise ValueError(f"{path}: expected a 2D or 3D image, got shape {image.shape}")
     if spacing is not None and len(spacing) != image.ndim:
         raise ValueError(f"{path}: spacing {spacing} does not match image shape {image.shape}")
-    metadata: dict = {"axes": "ZYX" if image.ndim == 3 else "YX", "unit": "um"}
+    metadata: dict = {"axes": "ZYX" if image.ndim == 3 else "YX"}
     resolution = None
     if spacing is not None:
+        metadata["unit"] = "um"
         resolution = (1.0 / spacing[-1], 1.0 / spacing[-2])
         if image.ndim == 3:
             metadata["spacing"] = float(spacing[0])

@@ -12,10 +12,6 @@ import math
 import torch
 from torch import nn
 
-from srbio.models.registry import NETWORKS
-
-PRESETS = NETWORKS["rcan"].presets
-
 
 class ChannelAttention(nn.Module):
     """Squeeze-and-excitation channel attention."""

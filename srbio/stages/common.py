@@ -50,10 +50,10 @@ class PreparedPair:
         return expand_mask(self.mask, lateral_factors(self.lr.ndim, self.scale))
 
 
-def load_pair(folder: str | os.PathLike) -> PreparedPair:
-    """Read one crop (or enhance) folder through its record."""
+def load_pair(folder: str | os.PathLike, record: Crop | None = None) -> PreparedPair:
+    """Read one crop (or enhance) folder through its record (read here unless given)."""
     files = CropFiles(folder)
-    record = Crop.read(files.record)
+    record = record or Crop.read(files.record)
     lr, _ = read_image(files.lr)
     hr, _ = read_image(files.hr)
     mask = read_mask(files.mask)
@@ -77,7 +77,7 @@ def load_pairs(folders: Sequence[str | os.PathLike]) -> list[PreparedPair]:
             log.warning("%s: left out (registration QC failed: %s)", folder,
                         "; ".join(record.qc.failures))
             continue
-        pairs.append(load_pair(folder))
+        pairs.append(load_pair(folder, record))
     if not pairs:
         raise ValueError(f"every pair failed registration QC ({', '.join(skipped)}): nothing to "
                          f"train on; see the qc.png of each pair")

@@ -13,17 +13,16 @@ from srbio.core.grid import box_slices, lateral_factors, scale_box
 from srbio.io import read_image, read_mask, write_image
 from srbio.io.atomic import atomic_files
 from srbio.io.records import Crop, CropFiles, RegisterFiles, Registration
-from srbio.stages.common import as_spacing
 
 log = logging.getLogger(__name__)
 
 
 def run_crop(register_dir: str | os.PathLike, hr_path: str | os.PathLike,
-             out_dir: str | os.PathLike, *, hr_spacing: list[float] | None = None,
-             cfg: CropConfig | None = None) -> CropFiles:
+             out_dir: str | os.PathLike, *, cfg: CropConfig | None = None) -> CropFiles:
     """Crop a registered pair to its valid field of view.
 
-    Reads the register folder through its :class:`~srbio.io.records.Registration` record;
+    Reads the register folder through its :class:`~srbio.io.records.Registration` record
+    (the HR is read at the pixel size registration used);
     writes the files of :class:`~srbio.io.records.CropFiles`: ``lr.tif`` (registered LR, LR
     grid), ``hr.tif`` (the HR box = LR box × scale, exactly), ``mask.tif`` (LR grid: both images
     valid, interpolation support included; patches, normalisation and evaluation use only
@@ -34,7 +33,7 @@ def run_crop(register_dir: str | os.PathLike, hr_path: str | os.PathLike,
     registration = Registration.read(src.record)
     lr, lr_sp = read_image(src.resampled)
     mask = read_mask(src.mask)
-    hr, hr_sp = read_image(hr_path, spacing=as_spacing(hr_spacing))
+    hr, hr_sp = read_image(hr_path, spacing=tuple(registration.fixed_spacing))  # as registered
     if mask.shape != lr.shape:
         raise ValueError(f"{src.mask}: mask {mask.shape} and LR {lr.shape} differ")
     if not mask.any() and not registration.qc.passed:  # left out of training: keep it inspectable

@@ -14,10 +14,22 @@ from srbio.config import PredictConfig
 from srbio.core.grid import lateral_factors
 from srbio.io import create_ome_zarr, open_lazy, set_ome_zarr_attrs
 from srbio.io.atomic import atomic_path
-from srbio.io.records import Prediction, prediction_record_path
+from srbio.io.records import ModelHeader, Prediction, prediction_record_path
 from srbio.stages.common import as_spacing
 
 log = logging.getLogger(__name__)
+
+
+def _check_spacing(header: ModelHeader, spacing: tuple[float, ...], source: str | os.PathLike
+                   ) -> None:
+    """Warn when the input's lateral pixel size is not the one the model was trained at."""
+    if header.spacing is None:
+        return
+    trained = np.asarray(header.spacing.lr[-2:])
+    if not np.allclose(np.asarray(spacing[-2:]), trained, rtol=0.01):
+        log.warning("%s: lateral pixel size %s µm differs from the %s µm the model was trained "
+                    "at; structures will come out at the wrong size (resample the input first)",
+                    source, [float(s) for s in spacing[-2:]], trained.tolist())
 
 
 def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
@@ -45,6 +57,8 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
                                batch_size=cfg.batch_size, device=device)
     log.info("predict %s %s at %s µm → %s %s at %s µm on %s", input_path, data.shape, sp,
              output_path, out_shape, tuple(round(s, 5) for s in out_spacing), device)
+    _check_spacing(header, sp, input_path)
+    prediction_record_path(output_path).unlink(missing_ok=True)  # never beside another store
     start = time.perf_counter()
     with atomic_path(output_path) as tmp:
         out = create_ome_zarr(tmp, shape=out_shape, dtype=cfg.dtype, chunks=chunks,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
@@ -44,6 +45,17 @@ class _Views:
     before_mask: np.ndarray
     mask: np.ndarray
     displacement: np.ndarray | None
+
+
+def read_truth(path: str | os.PathLike) -> sitk.Transform:
+    """A ground-truth transform file (ITK text), or a ValueError naming it."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: ground-truth transform not found")
+    try:
+        return sitk.ReadTransform(str(path))
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: not a readable ITK transform ({str(exc).strip()[-200:]})"
+                         ) from None
 
 
 def _read(fixed_path: str | os.PathLike, moving_path: str | os.PathLike, cfg: RegisterConfig,
@@ -93,7 +105,8 @@ def _views(x: _Inputs, transform: sitk.Transform, scale: int) -> _Views:
 
 
 def _record(x: _Inputs, result: reg.RegistrationResult, v: _Views, cfg: RegisterConfig, *,
-            scale: int, paths: tuple[str, str], truth: str | os.PathLike | None) -> Registration:
+            scale: int, paths: tuple[str, str], truth: tuple[str, sitk.Transform] | None
+            ) -> Registration:
     shape, spacing, origin = grid.lr_grid(x.fixed.shape, x.f_sp, scale)
     masks = {"fixed_spacing": x.f_sp, "moving_spacing": x.m_sp, "fixed_mask": x.f_valid,
              "moving_mask": x.m_valid, "metric": "mattes"}
@@ -118,8 +131,8 @@ def _record(x: _Inputs, result: reg.RegistrationResult, v: _Views, cfg: Register
         values.update(bspline_max_um=float(inside.max()), bspline_mean_um=float(inside.mean()))
     if truth is not None and v.mask.any():
         pts = tf.grid_points(v.mask, spacing, origin=origin, n=5000)
-        err = tf.point_error_px(result.transform, sitk.ReadTransform(str(truth)), pts, x.f_sp)
-        values.update(truth=str(truth), tre_mean_px=float(err.mean()),
+        err = tf.point_error_px(result.transform, truth[1], pts, x.f_sp)
+        values.update(truth=truth[0], tre_mean_px=float(err.mean()),
                       tre_max_px=float(err.max()), tre_p95_px=float(np.percentile(err, 95)))
     values["qc"] = quality(values, cfg)
     return Registration(**values)
@@ -188,13 +201,15 @@ def run_register(fixed_path: str | os.PathLike, moving_path: str | os.PathLike,
     text; HR physical µm → LR physical µm), ``moving_resampled.tif`` (LR resampled on the grid
     of spacing ``hr_spacing × scale`` aligned with HR), ``mask.tif`` (1 where both images hold
     valid data on that grid, interpolation support included), ``qc.png`` and the
-    :class:`~srbio.io.records.Registration` record (written last). A failure leaves none.
+    :class:`~srbio.io.records.Registration` record (written last). A failure changes nothing
+    in ``out_dir``.
 
     A pair failing ``cfg.qc`` raises ``ValueError`` with ``on_failure: stop`` (its pictures are
     kept as ``qc_failed.png`` / ``registration_failed.json``); with ``skip`` the outputs are
     written with ``qc.passed = false`` and later stages leave the pair out.
     """
     out = RegisterFiles(out_dir)
+    true_transform = None if truth is None else (str(truth), read_truth(truth))
     x = _read(fixed_path, moving_path, cfg, fixed_spacing, moving_spacing)
     scale = _scale(cfg, x.f_sp, x.m_sp)
     log.info("register %s (%s µm, shape %s) onto %s (%s µm, shape %s)", moving_path, x.m_sp,
@@ -207,7 +222,7 @@ def run_register(fixed_path: str | os.PathLike, moving_path: str | os.PathLike,
         bspline_levels=cfg.bspline_levels, init=cfg.init, max_rotation_deg=cfg.max_rotation_deg)
     views = _views(x, result.transform, scale)
     record = _record(x, result, views, cfg, scale=scale, paths=(str(fixed_path), str(moving_path)),
-                     truth=truth)
+                     truth=true_transform)
     log.info("NCC %.4f → %.4f, Mattes MI %.4f → %.4f%s; QC %s", record.ncc_before,
              record.ncc_after, -record.mattes_before, -record.mattes_after,
              "" if record.tre_mean_px is None else

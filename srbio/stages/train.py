@@ -99,7 +99,7 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
     out = TrainFiles(out_dir)
     start = time.perf_counter()
     net, metrics_csv = fit(
-        net, train, val, out_dir=out.root, epochs=train_cfg.epochs,
+        net, train, val, checkpoints=out.checkpoints, logs=out.logs, epochs=train_cfg.epochs,
         batch_size=train_cfg.batch_size, learning_rate=train_cfg.learning_rate,
         precision=train_cfg.precision, accelerator=train_cfg.accelerator,
         num_workers=train_cfg.num_workers, seed=train_cfg.seed, resume=resume,

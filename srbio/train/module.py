@@ -66,30 +66,30 @@ class SRModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": sched}
 
 
-def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *, out_dir: str | os.PathLike,
-        epochs: int, batch_size: int, learning_rate: float, precision: str = "32",
-        accelerator: str = "auto", num_workers: int = 0, seed: int = 0,
-        resume: bool = False, progress: bool = True) -> tuple[torch.nn.Module, Path]:
-    """Train ``net`` with Lightning; checkpoints and a metrics CSV go to ``out_dir``.
+def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
+        checkpoints: str | os.PathLike, logs: str | os.PathLike, epochs: int, batch_size: int,
+        learning_rate: float, precision: str = "32", accelerator: str = "auto",
+        num_workers: int = 0, seed: int = 0, resume: bool = False, progress: bool = True
+        ) -> tuple[torch.nn.Module, Path]:
+    """Train ``net`` with Lightning; checkpoints go to ``checkpoints``, a metrics CSV to ``logs``.
 
-    With ``resume``, training continues from ``out_dir/checkpoints/last.ckpt`` of an
-    interrupted run; otherwise earlier checkpoints and logs there are removed first.
-    Returns the network with the best validation PSNR and the CSV path.
+    With ``resume``, training continues from ``checkpoints/last.ckpt`` of an interrupted run;
+    otherwise earlier checkpoints and logs there are removed first. Returns the network with
+    the best validation PSNR and the CSV path.
     """
-    out_dir = Path(out_dir)
-    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir, log_dir = Path(checkpoints), Path(logs)
     last = ckpt_dir / "last.ckpt"
     if resume and not last.exists():
         raise FileNotFoundError(f"{last}: no checkpoint to resume from")
     if not resume:  # a fresh run: never mix in checkpoints or logs of an earlier one
-        for stale in (ckpt_dir, out_dir / "logs"):
+        for stale in (ckpt_dir, log_dir):
             if stale.exists():
                 shutil.rmtree(stale)
     L.seed_everything(seed, workers=True, verbose=False)
     module = SRModule(net, learning_rate=learning_rate, max_epochs=epochs)
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_psnr",
                                  mode="max", save_last=True)
-    logger = CSVLogger(out_dir, name="logs", version="")
+    logger = CSVLogger(log_dir.parent, name=log_dir.name, version="")
     trainer = L.Trainer(
         max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision,
         callbacks=[checkpoint, *([TQDMProgressBar(refresh_rate=10)] if progress else [])],

@@ -77,3 +77,11 @@ def test_tiff_is_opened_lazily_page_by_page(tmp_path):
     assert isinstance(lazy, da.Array) and lazy.chunksize == (1, 40, 50)
     assert spacing == pytest.approx((0.3, 0.1, 0.1))
     np.testing.assert_array_equal(lazy[4].compute(), data[4])
+
+
+def test_a_one_micrometre_pixel_is_a_pixel_size_not_a_missing_one(tmp_path):
+    data = np.arange(600, dtype=np.uint16).reshape(20, 30)
+    path = write_tiff(tmp_path / "one.tif", data, spacing=(1.0, 1.0))
+    assert read_tiff(path)[1] == pytest.approx((1.0, 1.0))
+    path = write_tiff(tmp_path / "vol.tif", np.stack([data, data]), spacing=(2.0, 1.0, 1.0))
+    assert read_tiff(path)[1] == pytest.approx((2.0, 1.0, 1.0))

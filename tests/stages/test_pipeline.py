@@ -116,16 +116,34 @@ def test_resume_continues_at_the_global_step_of_the_interrupted_run(prepared, tm
     assert Training.read(resumed.record).resumed
 
 
-def test_predict_refuses_nan_input_and_leaves_no_output(tmp_path):
+def _tiny_model(path, spacing=None):
     from srbio.io.modelfile import save_model_file
     from srbio.io.records import ModelHeader, NetworkSpec, Normalisation, Range
     from srbio.models import build_network
 
     net = build_network("rcan", scale=2, preset="tiny")
-    header = ModelHeader(network=NetworkSpec.from_config(net.config),
+    header = ModelHeader(network=NetworkSpec.from_config(net.config), spacing=spacing,
                          normalisation=Normalisation(lr=Range(vmin=0, vmax=1),
                                                      hr=Range(vmin=0, vmax=1)))
-    model = save_model_file(tmp_path / "m.pt", header, net.state_dict())
+    return save_model_file(path, header, net.state_dict())
+
+
+def test_predict_warns_when_the_input_pixel_size_is_not_the_training_one(tmp_path, caplog):
+    model = _tiny_model(tmp_path / "m.pt", spacing={"lr": [0.2, 0.2], "hr": [0.1, 0.1]})
+    image = np.random.default_rng(0).integers(1, 900, (24, 24)).astype(np.uint16)
+    write_tiff(tmp_path / "in.tif", image, spacing=(0.2, 0.2))
+    cfg = PredictConfig(tile_shape=(16, 16), overlap=2)
+    with caplog.at_level("WARNING"):
+        run_predict(model, tmp_path / "in.tif", tmp_path / "a.ome.zarr", cfg, progress=False)
+    assert "differs from" not in caplog.text
+    write_tiff(tmp_path / "coarse.tif", image, spacing=(1.0, 1.0))
+    with caplog.at_level("WARNING"):
+        run_predict(model, tmp_path / "coarse.tif", tmp_path / "b.ome.zarr", cfg, progress=False)
+    assert "coarse.tif: lateral pixel size [1.0, 1.0] µm differs from the [0.2, 0.2]" in caplog.text
+
+
+def test_predict_refuses_nan_input_and_leaves_no_output(tmp_path):
+    model = _tiny_model(tmp_path / "m.pt")
     bad = np.ones((32, 32), np.float32)
     bad[3, 4] = np.nan
     write_tiff(tmp_path / "nan.tif", bad, spacing=(0.2, 0.2))
