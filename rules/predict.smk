@@ -20,7 +20,7 @@ rule predict_volume:
         mem_mb=8000,
         runtime=240,
     shell:
-        "OMP_NUM_THREADS={threads} python -m srbio predict --model {input.model:q} "
+        "OMP_NUM_THREADS={threads} python -m srbio predict --overwrite --model {input.model:q} "
         "--input {input.volume:q} --output {params.store:q} --settings {params.settings:q} "
         "{params.spacing} --quiet > {log:q} 2>&1"
 

@@ -21,7 +21,7 @@ rule simulate:
         mem_mb=4000,
         runtime=15,
     shell:
-        "python -m srbio simulate --hr {input.hr:q} --out {params.out:q} "
+        "python -m srbio simulate --overwrite --hr {input.hr:q} --out {params.out:q} "
         "--settings {params.settings:q} {params.spacing} > {log:q} 2>&1"
 
 
@@ -50,7 +50,7 @@ rule register:
         runtime=60,
     shell:
         "OMP_NUM_THREADS={threads} ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads} "
-        "python -m srbio register --fixed {input.hr:q} --moving {input.lr:q} "
+        "python -m srbio register --overwrite --fixed {input.hr:q} --moving {input.lr:q} "
         "--out {params.out:q} --settings {params.settings:q} {params.truth} "
         "{params.spacing} > {log:q} 2>&1"
 
@@ -73,7 +73,7 @@ rule crop:
         mem_mb=4000,
         runtime=15,
     shell:
-        "python -m srbio crop --registered {params.registered:q} --hr {input.hr:q} "
+        "python -m srbio crop --overwrite --registered {params.registered:q} --hr {input.hr:q} "
         "--out {params.out:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
@@ -96,7 +96,7 @@ rule enhance:
         mem_mb=8000,
         runtime=60,
     shell:
-        "OMP_NUM_THREADS={threads} python -m srbio enhance --crop {params.crop:q} "
+        "OMP_NUM_THREADS={threads} python -m srbio enhance --overwrite --crop {params.crop:q} "
         "--out {params.out:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
@@ -121,7 +121,7 @@ rule normalise:
         mem_mb=8000,
         runtime=15,
     shell:
-        "python -m srbio normalise --crops {params.crops:q} --out {output:q} "
+        "python -m srbio normalise --overwrite --crops {params.crops:q} --out {output:q} "
         "--settings {params.settings:q} > {log:q} 2>&1"
 
 
@@ -142,5 +142,5 @@ rule patches:
         mem_mb=8000,
         runtime=15,
     shell:
-        "python -m srbio patches --crops {params.crops:q} --out {params.store:q} "
+        "python -m srbio patches --overwrite --crops {params.crops:q} --out {params.store:q} "
         "--settings {params.settings:q} > {log:q} 2>&1"

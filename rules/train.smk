@@ -20,7 +20,7 @@ rule train:
         mem_mb=16000,
         runtime=720,
     shell:
-        "OMP_NUM_THREADS={threads} python -m srbio train --patches {params.store:q} "
+        "OMP_NUM_THREADS={threads} python -m srbio train --overwrite --patches {params.store:q} "
         "--normalisation {input.normalisation:q} --out {params.out:q} "
         "--settings {params.settings:q} --quiet > {log:q} 2>&1"
 
@@ -44,7 +44,7 @@ rule evaluate:
         mem_mb=8000,
         runtime=60,
     shell:
-        "OMP_NUM_THREADS={threads} python -m srbio evaluate --model {input.model:q} "
+        "OMP_NUM_THREADS={threads} python -m srbio evaluate --overwrite --model {input.model:q} "
         "--crops {params.crops:q} --out {params.out:q} --settings {params.settings:q} "
         "> {log:q} 2>&1"
 
@@ -65,6 +65,6 @@ rule report:
         mem_mb=2000,
         runtime=5,
     shell:
-        "python -m srbio report --out {output:q} --evaluation {input.evaluation:q} "
+        "python -m srbio report --overwrite --out {output:q} --evaluation {input.evaluation:q} "
         "--training {input.training:q} --normalisation {input.normalisation:q} "
         "--registrations {input.registrations:q} > {log:q} 2>&1"

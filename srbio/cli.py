@@ -54,7 +54,7 @@ def cmd_simulate(a: argparse.Namespace) -> None:
     params = _override(params, seed=a.seed, scale=a.scale)
     from srbio.stages.simulate import run_simulate
 
-    run_simulate(a.hr, a.out, params, hr_spacing=hr_spacing)
+    run_simulate(a.hr, a.out, params, hr_spacing=hr_spacing, overwrite=a.overwrite)
 
 
 def cmd_register(a: argparse.Namespace) -> None:
@@ -65,7 +65,7 @@ def cmd_register(a: argparse.Namespace) -> None:
     from srbio.stages.register import run_register
 
     run_register(a.fixed, a.moving, a.out, cfg, fixed_spacing=a.fixed_spacing,
-                 moving_spacing=a.moving_spacing, truth=a.truth)
+                 moving_spacing=a.moving_spacing, truth=a.truth, overwrite=a.overwrite)
 
 
 def cmd_crop(a: argparse.Namespace) -> None:
@@ -73,7 +73,7 @@ def cmd_crop(a: argparse.Namespace) -> None:
     (cfg,) = _sections(a, "crop")
     from srbio.stages.crop import run_crop
 
-    run_crop(a.registered, a.hr, a.out, cfg=cfg)
+    run_crop(a.registered, a.hr, a.out, cfg=cfg, overwrite=a.overwrite)
 
 
 def cmd_enhance(a: argparse.Namespace) -> None:
@@ -83,7 +83,7 @@ def cmd_enhance(a: argparse.Namespace) -> None:
         raise ValueError(f"{a.config or '--settings'}: enhance.steps is empty: nothing to do")
     from srbio.stages.enhance import run_enhance
 
-    run_enhance(a.crop, a.out, cfg, base=a.base)
+    run_enhance(a.crop, a.out, cfg, base=a.base, overwrite=a.overwrite)
 
 
 def cmd_normalise(a: argparse.Namespace) -> None:
@@ -91,7 +91,7 @@ def cmd_normalise(a: argparse.Namespace) -> None:
     norm, split = _sections(a, "normalise", "split")
     from srbio.stages.prepare import run_normalise
 
-    run_normalise(a.crops, a.out, norm, split)
+    run_normalise(a.crops, a.out, norm, split, overwrite=a.overwrite)
 
 
 def cmd_patches(a: argparse.Namespace) -> None:
@@ -99,7 +99,7 @@ def cmd_patches(a: argparse.Namespace) -> None:
     patches, split = _sections(a, "patches", "split")
     from srbio.stages.prepare import run_patches
 
-    run_patches(a.crops, a.out, patches, split)
+    run_patches(a.crops, a.out, patches, split, overwrite=a.overwrite)
 
 
 def cmd_train(a: argparse.Namespace) -> None:
@@ -109,7 +109,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     from srbio.stages.train import run_train  # checks its inputs before importing torch
 
     run_train(a.patches, a.normalisation, a.out, model, train, resume=a.resume,
-              progress=not a.quiet)
+              progress=not a.quiet, overwrite=a.overwrite)
 
 
 def cmd_predict(a: argparse.Namespace) -> None:
@@ -118,7 +118,8 @@ def cmd_predict(a: argparse.Namespace) -> None:
     cfg = _override(cfg, tile_shape=a.tile, overlap=a.overlap, device=a.device, dtype=a.dtype)
     from srbio.stages.predict import run_predict
 
-    run_predict(a.model, a.input, a.output, cfg, spacing=a.spacing, progress=not a.quiet)
+    run_predict(a.model, a.input, a.output, cfg, spacing=a.spacing, progress=not a.quiet,
+                overwrite=a.overwrite)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -126,7 +127,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     split, predict = _sections(a, "split", "predict")
     from srbio.stages.evaluate import run_evaluate
 
-    run_evaluate(a.model, a.crops, a.out, split, predict)
+    run_evaluate(a.model, a.crops, a.out, split, predict, overwrite=a.overwrite)
 
 
 def cmd_report(a: argparse.Namespace) -> None:
@@ -134,7 +135,8 @@ def cmd_report(a: argparse.Namespace) -> None:
     from srbio.stages.report import run_report
 
     run_report(a.out, evaluation=a.evaluation, training=a.training,
-               normalisation=a.normalisation, registrations=a.registrations)
+               normalisation=a.normalisation, registrations=a.registrations,
+               overwrite=a.overwrite)
 
 
 def cmd_schema(a: argparse.Namespace) -> None:
@@ -159,6 +161,12 @@ Adder = Callable[[str, Callable, str], argparse.ArgumentParser]
 def _spacing(p: argparse.ArgumentParser, flag: str, what: str) -> None:
     p.add_argument(flag, nargs="+", type=float, metavar="UM",
                    help=f"{what} pixel size in µm (z y x or y x) if the file lacks it")
+
+
+def _overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier output of this stage at the output path (never "
+                        "anything else)")
 
 
 def _settings(p: argparse.ArgumentParser) -> None:
@@ -251,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="debug logging")
         if settings:
             _settings(sp)
+        if name not in ("schema", "validate"):
+            _overwrite(sp)
         return sp
 
     _add_preparation(add)

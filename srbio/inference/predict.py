@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from srbio.core.dtypes import cast_clipped
 from srbio.core.normalise import denormalise, normalise
 from srbio.core.tiling import balanced_tile, blend_weight, intersecting, tile_starts
+from srbio.io.image import load_pixels
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +242,7 @@ def predict_to_zarr(predictor: TiledPredictor, source, out: zarr.Array, *,
             cache: OrderedDict = OrderedDict()
 
             def read_tile(a: int, b: int, c: int, d: int, src=plane) -> np.ndarray:
-                return np.asarray(src[a:b, c:d])
+                return load_pixels(src[a:b, c:d], source=f"pixels [{a}:{b}, {c}:{d}]")
 
             for region in regions:
                 pred = predictor.predict_region(read_tile, lr_shape, region, cache, z, cache_size)

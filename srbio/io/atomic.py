@@ -1,19 +1,22 @@
-"""Write-to-temporary-then-rename helpers, so a crash never leaves a finished-looking file."""
+"""Write-to-temporary-then-rename helpers, so a crash never leaves a finished-looking output.
+
+A partial output lives under a hidden sibling name (``.NAME.tmp-HOST-PID``) and is put in
+place with one atomic step (:func:`srbio.io.outputs.install`). Partial outputs of processes
+that died (killed, out of memory) are found by their name and removed by the next write of
+the same output on the same host.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from srbio.io.outputs import install, remove, remove_stale_temporaries, temporary_name
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -23,35 +26,35 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Parameters
     ----------
     path : path-like
-        The final file or directory.
+        The final file or directory. Whether it may be replaced is the caller's decision
+        (:func:`srbio.io.outputs.claim`).
 
     Yields
     ------
     Path
-        A temporary path in the same directory; on success it is renamed to ``path``
-        (replacing an existing one), on failure it is removed.
+        A temporary path in the same directory; on success it is put at ``path`` in one atomic
+        step (replacing an existing one), on failure it is removed.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    _remove(tmp)
+    for stale in remove_stale_temporaries(final):
+        log.info("removed %s, a partial output left by a process that died", stale)
+    tmp = temporary_name(final)
+    remove(tmp)
     try:
         yield tmp
-    except BaseException:
-        _remove(tmp)
-        raise
-    if final.is_dir() and not final.is_symlink():
-        _remove(final)  # a folder cannot be renamed onto: issue 8 makes this swap atomic too
-    os.replace(tmp, final)
+        install(tmp, final)
+    finally:
+        remove(tmp)
 
 
 @contextlib.contextmanager
 def atomic_files(folder: str | os.PathLike, *, last: str | None = None) -> Iterator[Path]:
     """Yield a temporary folder whose files replace their namesakes in ``folder`` on success.
 
-    A stage writes all its outputs into the temporary folder; when the block succeeds each
-    file is moved into ``folder`` with an atomic rename, ``last`` (the stage's record, the
-    mark of a complete output) after all others. On failure nothing in ``folder`` changes.
+    For a folder that keeps other content across runs (the train stage's checkpoints): each
+    file is moved into ``folder`` with an atomic rename, ``last`` (the stage's record, the mark
+    of a complete output) after all others. On failure nothing in ``folder`` changes.
 
     Parameters
     ----------
@@ -67,8 +70,8 @@ def atomic_files(folder: str | os.PathLike, *, last: str | None = None) -> Itera
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".tmp-{os.getpid()}"
-    _remove(tmp)
+    tmp = temporary_name(folder / "files")
+    remove(tmp)
     tmp.mkdir()
     try:
         yield tmp
@@ -77,9 +80,6 @@ def atomic_files(folder: str | os.PathLike, *, last: str | None = None) -> Itera
             names.remove(last)
             names.append(last)
         for name in names:
-            target = folder / name
-            if target.is_dir() and not target.is_symlink():
-                _remove(target)
-            os.replace(tmp / name, target)
+            install(tmp / name, folder / name)
     finally:
-        _remove(tmp)
+        remove(tmp)

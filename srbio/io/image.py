@@ -83,9 +83,25 @@ def read_image(
         When the file is missing, unreadable, of a wrong shape/dtype or has no pixel size.
     """
     data, spacing = open_lazy(path, spacing=spacing)
-    image = np.asarray(data)
+    image = load_pixels(data, source=str(path))
     check_image(image, source=str(path))
     return image, spacing
+
+
+def load_pixels(data: da.Array | np.ndarray, *, source: str) -> np.ndarray:
+    """Read (part of) a lazily opened image into memory; unreadable pixels are a ValueError.
+
+    A truncated or corrupt file is only noticed when its pixels are decoded (zlib, blosc,
+    tifffile and zarr raise their own exception types): the error names ``source``.
+    """
+    try:
+        return np.asarray(data)
+    except MemoryError:
+        raise
+    except Exception as exc:  # decoders raise many unrelated types
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        raise ValueError(f"{source}: cannot read its pixel data, the file is corrupt or "
+                         f"truncated ({reason})") from None
 
 
 def _open(path: Path) -> tuple[da.Array, tuple[float, ...] | None]:

@@ -60,6 +60,9 @@ def read_model_file(path: str | os.PathLike) -> tuple[ModelHeader, dict[str, Any
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for foreign or corrupt files
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "weights only" in reason.lower():  # never relay torch's advice to unpickle
+            reason = ("it holds Python objects besides tensors, which srbio model files never "
+                      "do; it was not loaded, for safety")
         raise ValueError(f"{path}: not a readable srbio model file ({reason[:200]})") from None
     fmt = payload.get("format") if isinstance(payload, dict) else None
     if fmt not in (FORMAT, *_OLD_FORMATS):

@@ -26,6 +26,7 @@ def write_patches(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Non
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         for name, arr in arrays.items():
             group.create_array(name, data=arr, chunks=(min(256, len(arr)), *arr.shape[1:]))
+        group.attrs["srbio"] = {"output": "patches"}  # srbio's own (srbio.io.outputs.owner)
 
 
 def read_patches(path: str | os.PathLike) -> dict[str, np.ndarray]:

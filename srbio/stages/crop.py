@@ -11,14 +11,15 @@ from srbio.config import CropConfig
 from srbio.core.crop import largest_valid_box, valid_bbox
 from srbio.core.grid import box_slices, lateral_factors, scale_box
 from srbio.io import read_image, read_mask, write_image
-from srbio.io.atomic import atomic_files
+from srbio.io.outputs import claim, replace_folder
 from srbio.io.records import Crop, CropFiles, RegisterFiles, Registration
 
 log = logging.getLogger(__name__)
 
 
 def run_crop(register_dir: str | os.PathLike, hr_path: str | os.PathLike,
-             out_dir: str | os.PathLike, *, cfg: CropConfig | None = None) -> CropFiles:
+             out_dir: str | os.PathLike, *, cfg: CropConfig | None = None,
+             overwrite: bool = False) -> CropFiles:
     """Crop a registered pair to its valid field of view.
 
     Reads the register folder through its :class:`~srbio.io.records.Registration` record
@@ -29,6 +30,7 @@ def run_crop(register_dir: str | os.PathLike, hr_path: str | os.PathLike,
     these pixels) and the :class:`~srbio.io.records.Crop` record (boxes, kept fraction, QC).
     """
     cfg = cfg or CropConfig()
+    claim(out_dir, "crop", inputs=[register_dir, hr_path], overwrite=overwrite)
     src = RegisterFiles(register_dir)
     registration = Registration.read(src.record)
     lr, lr_sp = read_image(src.resampled)
@@ -60,7 +62,7 @@ def run_crop(register_dir: str | os.PathLike, hr_path: str | os.PathLike,
                   valid_fraction_in_box=float(mask_crop.mean()), valid_fraction_kept=kept,
                   qc=registration.qc)
     out = CropFiles(out_dir)
-    with atomic_files(out.root, last=CropFiles.record.name) as tmp:
+    with replace_folder(out.root, "crop") as tmp:
         staged = CropFiles(tmp)
         write_image(staged.lr, lr_crop.astype(np.float32), spacing=lr_sp)
         write_image(staged.hr, hr_crop, spacing=hr_sp)

@@ -14,7 +14,7 @@ from srbio.config import Background, Deconvolve, Denoise, EnhanceConfig
 from srbio.core import enhance
 from srbio.core.dtypes import fit_uint16
 from srbio.io import read_image, write_image
-from srbio.io.atomic import atomic_files
+from srbio.io.outputs import claim, replace_folder
 from srbio.io.records import Crop, CropFiles, EnhanceFiles, Enhancement
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def _apply(image: np.ndarray, spacing: tuple[float, ...], cfg: EnhanceConfig, ba
 
 
 def run_enhance(crop_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: EnhanceConfig, *,
-                base: str | os.PathLike = ".") -> EnhanceFiles:
+                base: str | os.PathLike = ".", overwrite: bool = False) -> EnhanceFiles:
     """Apply ``cfg.steps`` in order to a crop folder's HR; the LR and mask are copied.
 
     Writes the files of :class:`~srbio.io.records.EnhanceFiles`: a crop folder (so later stages
@@ -83,6 +83,8 @@ def run_enhance(crop_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: En
     step lifts the maximum above 65535, the whole image is multiplied by one stated gain
     (never clipped). Relative PSF paths are resolved against ``base``.
     """
+    psfs = [Path(base) / s.psf for s in cfg.steps if isinstance(s, Deconvolve) and s.psf]
+    claim(out_dir, "enhance", inputs=[crop_dir, *psfs], overwrite=overwrite)
     src = CropFiles(crop_dir)
     crop = Crop.read(src.record)
     hr, spacing = read_image(src.hr)
@@ -92,7 +94,7 @@ def run_enhance(crop_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: En
         log.warning("enhanced HR exceeded 65535: multiplied by %.4f to stay 16-bit", gain)
     enhancement = Enhancement(source=str(src.hr), steps=steps, output_gain=gain)
     out = EnhanceFiles(out_dir)
-    with atomic_files(out.root, last=EnhanceFiles.record.name) as tmp:
+    with replace_folder(out.root, "enhance") as tmp:
         staged = EnhanceFiles(tmp)
         write_image(staged.hr, image, spacing=spacing)
         shutil.copyfile(src.lr, staged.lr)

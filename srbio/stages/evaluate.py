@@ -12,7 +12,7 @@ from srbio.config import PredictConfig, SplitConfig
 from srbio.core.grid import band
 from srbio.core.metrics import nrmse, psnr, ssim, upsample
 from srbio.core.normalise import denormalise, normalise
-from srbio.io.atomic import atomic_files
+from srbio.io.outputs import claim, replace_folder
 from srbio.io.records import EvaluateFiles, Evaluation, PairEvaluation, Scores
 from srbio.stages.common import PreparedPair, split_regions
 
@@ -52,8 +52,8 @@ def score_methods(outputs: dict[str, np.ndarray], hr: np.ndarray, valid: np.ndar
 
 
 def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.PathLike],
-                 out_dir: str | os.PathLike, split: SplitConfig, predict_cfg: PredictConfig
-                 ) -> Evaluation:
+                 out_dir: str | os.PathLike, split: SplitConfig, predict_cfg: PredictConfig, *,
+                 overwrite: bool = False) -> Evaluation:
     """PSNR / SSIM / NRMSE on each pair's held-out test region.
 
     The network's prediction of the registered LR is compared with HR, next to nearest and
@@ -67,6 +67,7 @@ def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.Pat
     from srbio.stages import plots
     from srbio.stages.common import load_pairs
 
+    claim(out_dir, "evaluate", inputs=[model_path, *crop_dirs], overwrite=overwrite)
     pairs = load_pairs(crop_dirs)
     device = resolve_device(predict_cfg.device)
     model, header = load_model(model_path, device=device)
@@ -76,7 +77,7 @@ def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.Pat
                                batch_size=predict_cfg.batch_size, device=device)
     out = EvaluateFiles(out_dir)
     results: dict[str, PairEvaluation] = {}
-    with atomic_files(out.root, last=EvaluateFiles.record.name) as tmp:
+    with replace_folder(out.root, "evaluate") as tmp:
         for c in pairs:
             lr_t, hr_t, valid = _test_region(c, split, scale)
             as_hr = denormalise(normalise(lr_t, *norm.lr.pair), *norm.hr.pair)

@@ -14,6 +14,7 @@ from srbio.config import PredictConfig
 from srbio.core.grid import lateral_factors
 from srbio.io import create_ome_zarr, open_lazy, set_ome_zarr_attrs
 from srbio.io.atomic import atomic_path
+from srbio.io.outputs import claim
 from srbio.io.records import ModelHeader, Prediction, prediction_record_path
 from srbio.stages.common import as_spacing
 
@@ -34,7 +35,8 @@ def _check_spacing(header: ModelHeader, spacing: tuple[float, ...], source: str 
 
 def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
                 output_path: str | os.PathLike, cfg: PredictConfig, *,
-                spacing: list[float] | None = None, progress: bool = True) -> Prediction:
+                spacing: list[float] | None = None, progress: bool = True,
+                overwrite: bool = False) -> Prediction:
     """Super-resolve a volume into an OME-Zarr at spacing / scale (lateral axes).
 
     The input is read lazily; the output is filled chunk by chunk in a temporary store that
@@ -42,6 +44,8 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
     :class:`~srbio.io.records.Prediction` record is written beside it (``<name>.json``), also
     stored in the OME-Zarr's ``srbio`` attributes.
     """
+    for path in (output_path, prediction_record_path(output_path)):
+        claim(path, "predict", inputs=[model_path, input_path], overwrite=overwrite)
     from srbio.inference import TiledPredictor, load_model, predict_to_zarr, resolve_device
 
     device = resolve_device(cfg.device)
@@ -62,7 +66,8 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
     start = time.perf_counter()
     with atomic_path(output_path) as tmp:
         out = create_ome_zarr(tmp, shape=out_shape, dtype=cfg.dtype, chunks=chunks,
-                              spacing=out_spacing, name=Path(input_path).name)
+                              spacing=out_spacing, name=Path(input_path).name,
+                              metadata={"output": "predict"})
         try:
             stats = predict_to_zarr(predictor, data, out, progress=progress)
         except ValueError as exc:  # name the input; the partial output is removed

@@ -14,6 +14,7 @@ from srbio.core.dtypes import to_uint16
 from srbio.core.grid import band
 from srbio.core.normalise import estimate_range
 from srbio.core.patches import sample_patches
+from srbio.io.outputs import claim
 from srbio.io.patches import write_patches
 from srbio.io.records import Normalisation, Patches, Range, patches_record_path
 from srbio.stages.common import PreparedPair, load_pairs, split_regions
@@ -22,13 +23,15 @@ log = logging.getLogger(__name__)
 
 
 def run_normalise(crop_dirs: Sequence[str | os.PathLike], out_json: str | os.PathLike,
-                  cfg: NormaliseConfig, split: SplitConfig) -> Normalisation:
+                  cfg: NormaliseConfig, split: SplitConfig, *, overwrite: bool = False
+                  ) -> Normalisation:
     """Fix the normalisation of the dataset: from config, or estimated once and frozen.
 
     Values not given in config are the ``cfg.percentiles`` of all pairs' valid pixels in
     their train and validation regions (never the held-out test region). Writes a
     :class:`~srbio.io.records.Normalisation` record.
     """
+    claim(out_json, "normalise", inputs=crop_dirs, overwrite=overwrite)
     parts: dict[str, tuple[list, list]] = {"lr": ([], []), "hr": ([], [])}
     for c in load_pairs(crop_dirs):
         axis, b = split_regions(c.lr, split)
@@ -91,7 +94,7 @@ def _draw(pairs: Sequence[PreparedPair], part: str, total: int, cfg: PatchesConf
 
 
 def run_patches(crop_dirs: Sequence[str | os.PathLike], out_path: str | os.PathLike,
-                cfg: PatchesConfig, split: SplitConfig) -> Patches:
+                cfg: PatchesConfig, split: SplitConfig, *, overwrite: bool = False) -> Patches:
     """Extract 16-bit LR/HR patch pairs from the train and (disjoint) validation regions.
 
     Patches are spread over the pairs in proportion to the valid pixels of their regions,
@@ -99,6 +102,9 @@ def run_patches(crop_dirs: Sequence[str | os.PathLike], out_path: str | os.PathL
     last, the :class:`~srbio.io.records.Patches` record beside it (``patches.json``), which
     carries the scale and the pairs' pixel sizes on to training.
     """
+    record_path = patches_record_path(out_path)
+    for path in (out_path, record_path):
+        claim(path, "patches", inputs=crop_dirs, overwrite=overwrite)
     pairs = load_pairs(crop_dirs)
     scales = {c.scale for c in pairs}
     if len(scales) != 1:
@@ -108,10 +114,11 @@ def run_patches(crop_dirs: Sequence[str | os.PathLike], out_path: str | os.PathL
     arrays = {}
     for part, total in (("train", cfg.n_train), ("val", cfg.n_val)):
         arrays[f"{part}/lr"], arrays[f"{part}/hr"] = _draw(pairs, part, total, cfg, split, rng)
+    record_path.unlink(missing_ok=True)  # never beside another store
     write_patches(out_path, arrays)
     record = Patches(store=str(Path(out_path)), scale=scales.pop(), size=cfg.size,
                      counts={k: len(v) for k, v in arrays.items()}, pairs=[c.name for c in pairs],
                      lr_spacing=lr_spacing, hr_spacing=hr_spacing, split=split.model_dump())
-    record.write(patches_record_path(out_path))
+    record.write(record_path)
     log.info("patches: %s", record.counts)
     return record

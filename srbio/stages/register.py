@@ -16,7 +16,7 @@ from srbio.core import registration as reg
 from srbio.core import transforms as tf
 from srbio.core.validity import valid_mask
 from srbio.io import read_image, write_image
-from srbio.io.atomic import atomic_files
+from srbio.io.outputs import claim, replace_folder
 from srbio.io.records import QCVerdict, RegisterFiles, Registration
 from srbio.stages.common import as_spacing
 
@@ -162,7 +162,7 @@ def _write(out: RegisterFiles, record: Registration, v: _Views, transform: sitk.
            ) -> None:
     from srbio.stages import plots
 
-    with atomic_files(out.root, last=RegisterFiles.record.name) as tmp:
+    with replace_folder(out.root, "register") as tmp:
         staged = RegisterFiles(tmp)
         spacing = tuple(record.grid_spacing)
         sitk.WriteTransform(transform, str(staged.transform))
@@ -172,19 +172,18 @@ def _write(out: RegisterFiles, record: Registration, v: _Views, transform: sitk.
                               after=v.after, before_mask=v.before_mask, mask=v.mask,
                               displacement=v.displacement)
         record.write(staged.record)
-    for stale in (out.failed_qc, out.failed_record):
-        stale.unlink(missing_ok=True)
 
 
 def _stop(out: RegisterFiles, record: Registration, v: _Views, pair: str) -> None:
-    """Keep the failed QC for inspection, remove this folder's earlier outputs, raise."""
+    """Replace the folder by the failed QC alone (no earlier output outlives it), then raise."""
     from srbio.stages import plots
 
-    for old in out.outputs().values():  # an earlier run's files must not outlive this verdict
-        old.unlink(missing_ok=True)
-    plots.registration_qc(out.failed_qc, record, hr_lr=v.hr_lr, before=v.before, after=v.after,
-                          before_mask=v.before_mask, mask=v.mask, displacement=v.displacement)
-    record.write(out.failed_record)
+    with replace_folder(out.root, "register") as tmp:
+        staged = RegisterFiles(tmp)
+        plots.registration_qc(staged.failed_qc, record, hr_lr=v.hr_lr, before=v.before,
+                              after=v.after, before_mask=v.before_mask, mask=v.mask,
+                              displacement=v.displacement)
+        record.write(staged.failed_record)
     raise ValueError(f"{pair}: registration failed QC: {'; '.join(record.qc.failures)}. See "
                      f"{out.failed_qc}; set register.on_failure: skip to leave the pair out, "
                      f"or adjust register.qc")
@@ -194,20 +193,24 @@ def run_register(fixed_path: str | os.PathLike, moving_path: str | os.PathLike,
                  out_dir: str | os.PathLike, cfg: RegisterConfig, *,
                  fixed_spacing: list[float] | None = None,
                  moving_spacing: list[float] | None = None,
-                 truth: str | os.PathLike | None = None) -> RegisterFiles:
+                 truth: str | os.PathLike | None = None, overwrite: bool = False
+                 ) -> RegisterFiles:
     """Register the LR ``moving_path`` onto the HR ``fixed_path``; write ``out_dir``.
 
     Writes the files of :class:`~srbio.io.records.RegisterFiles`: ``transform.tfm`` (ITK
     text; HR physical µm → LR physical µm), ``moving_resampled.tif`` (LR resampled on the grid
     of spacing ``hr_spacing × scale`` aligned with HR), ``mask.tif`` (1 where both images hold
     valid data on that grid, interpolation support included), ``qc.png`` and the
-    :class:`~srbio.io.records.Registration` record (written last). A failure changes nothing
-    in ``out_dir``.
+    :class:`~srbio.io.records.Registration` record; the folder is replaced whole, so nothing
+    of an earlier run survives beside them. An error changes nothing in ``out_dir``; an
+    earlier register output there is replaced only with ``overwrite``.
 
     A pair failing ``cfg.qc`` raises ``ValueError`` with ``on_failure: stop`` (its pictures are
     kept as ``qc_failed.png`` / ``registration_failed.json``); with ``skip`` the outputs are
     written with ``qc.passed = false`` and later stages leave the pair out.
     """
+    claim(out_dir, "register", inputs=[fixed_path, moving_path, *([truth] if truth else [])],
+          overwrite=overwrite)
     out = RegisterFiles(out_dir)
     true_transform = None if truth is None else (str(truth), read_truth(truth))
     x = _read(fixed_path, moving_path, cfg, fixed_spacing, moving_spacing)

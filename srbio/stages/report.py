@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from srbio.io.atomic import atomic_path
+from srbio.io.outputs import claim
 from srbio.io.records import (
     Evaluation,
     Normalisation,
@@ -71,8 +72,10 @@ def _model(norm: Normalisation, training: Training, curve: Path, rel) -> list[st
 
 def run_report(out_md: str | os.PathLike, *, evaluation: str | os.PathLike,
                training: str | os.PathLike, normalisation: str | os.PathLike,
-               registrations: Sequence[str | os.PathLike]) -> Path:
+               registrations: Sequence[str | os.PathLike], overwrite: bool = False) -> Path:
     """Write a Markdown report from the records of evaluate, train, normalise and register."""
+    claim(out_md, "report", inputs=[evaluation, training, normalisation, *registrations],
+          overwrite=overwrite)
     out_md = Path(out_md)
 
     def rel(p: str | os.PathLike) -> str:

@@ -10,7 +10,7 @@ import SimpleITK as sitk
 from srbio.config import SimulateParams
 from srbio.core.simulate import simulate_lr
 from srbio.io import read_image, write_image
-from srbio.io.atomic import atomic_files
+from srbio.io.outputs import claim, replace_folder
 from srbio.io.records import SimulateFiles, Simulation
 from srbio.stages.common import as_spacing
 
@@ -18,13 +18,17 @@ log = logging.getLogger(__name__)
 
 
 def run_simulate(hr_path: str | os.PathLike, out_dir: str | os.PathLike, params: SimulateParams,
-                 *, hr_spacing: list[float] | None = None) -> SimulateFiles:
+                 *, hr_spacing: list[float] | None = None, overwrite: bool = False
+                 ) -> SimulateFiles:
     """Simulate an LR acquisition of ``hr_path`` into ``out_dir``.
 
     Writes the files of :class:`~srbio.io.records.SimulateFiles`: ``lr.tif`` (with its pixel
     size), ``truth.tfm`` (HR→LR physical, SimpleITK's fixed→moving convention) and the
-    :class:`~srbio.io.records.Simulation` record.
+    :class:`~srbio.io.records.Simulation` record. An earlier simulate output there is replaced
+    only with ``overwrite``; anything else there is refused.
     """
+    claim(out_dir, "simulate", inputs=[hr_path, *([params.psf] if params.psf else [])],
+          overwrite=overwrite)
     hr, spacing = read_image(hr_path, spacing=as_spacing(hr_spacing))
     psf = psf_spacing = None
     if params.psf:
@@ -40,7 +44,7 @@ def run_simulate(hr_path: str | os.PathLike, out_dir: str | os.PathLike, params:
     out = SimulateFiles(out_dir)
     record = Simulation(hr=str(hr_path), hr_spacing=list(spacing), lr_spacing=list(sim.spacing),
                         lr_shape=list(sim.lr.shape), parameters=sim.parameters)
-    with atomic_files(out.root, last=SimulateFiles.record.name) as tmp:
+    with replace_folder(out.root, "simulate") as tmp:
         staged = SimulateFiles(tmp)
         sitk.WriteTransform(sim.transform, str(staged.truth))
         write_image(staged.lr, sim.lr, spacing=sim.spacing)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from srbio.config import ModelConfig, TrainConfig
 from srbio.io.atomic import atomic_files
+from srbio.io.outputs import claim, mark_folder
 from srbio.io.records import (
     ModelHeader,
     NetworkSpec,
@@ -27,15 +28,24 @@ from srbio.provenance import provenance
 log = logging.getLogger(__name__)
 
 
-def epochs_table(metrics_csv: Path) -> list[dict[str, float]]:
-    """Per-epoch train/val loss and val PSNR from Lightning's CSV log."""
+def epochs_table(logs: Path) -> list[dict[str, float]]:
+    """Per-epoch train/val loss and val PSNR from Lightning's CSV logs of every run.
+
+    A resumed run logs into a new ``version_<n>`` folder; later runs override earlier ones
+    epoch by epoch, so the table covers the whole training.
+    """
     epochs: dict[int, dict[str, float]] = {}
-    with metrics_csv.open() as f:
-        for row in csv.DictReader(f):
-            e = int(float(row["epoch"]))
-            for key in ("train_loss", "val_loss", "val_psnr"):
-                if row.get(key):
-                    epochs.setdefault(e, {"epoch": e})[key] = float(row[key])
+    runs = sorted(logs.glob("version_*/metrics.csv"),
+                  key=lambda p: int(p.parent.name.removeprefix("version_")))
+    for metrics_csv in runs:
+        with metrics_csv.open() as f:
+            for row in csv.DictReader(f):
+                e = int(float(row["epoch"]))
+                for key in ("train_loss", "val_loss", "val_psnr"):
+                    if row.get(key):
+                        epochs.setdefault(e, {"epoch": e})[key] = float(row[key])
+    if not epochs:
+        raise ValueError(f"{logs}: no training metrics were logged")
     return [epochs[e] for e in sorted(epochs)]
 
 
@@ -67,27 +77,38 @@ def read_inputs(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
     return patches, norm
 
 
-def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
-              out_dir: str | os.PathLike, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
-              resume: bool = False, progress: bool = True) -> TrainFiles:
-    """Train a network; write ``model.pt``, ``training_curve.png`` and ``training.json``.
-
-    The model file's header (:class:`~srbio.io.records.ModelHeader`) holds the network spec,
-    scale, normalisation, the pairs' pixel sizes, the patch size and provenance. Lightning
-    checkpoints (resumable with ``resume``) go to ``out_dir/checkpoints``.
-    """
-    patches, norm = read_inputs(patches_path, norm_json, model_cfg)
-    from srbio.io.modelfile import save_model_file
+def _datasets(patches_path: str | os.PathLike, norm: Normalisation, cfg: TrainConfig) -> tuple:
+    """The training (augmented) and validation datasets of a patch store."""
     from srbio.io.patches import read_patches
-    from srbio.models import build_network, count_parameters
-    from srbio.stages import plots
-    from srbio.train import PatchDataset, fit
+    from srbio.train import PatchDataset
 
     arrays = read_patches(patches_path)
     ranges = {"lr_range": norm.lr.pair, "hr_range": norm.hr.pair}
     train = PatchDataset(arrays["train/lr"], arrays["train/hr"], augment=True,
-                         gain=train_cfg.gain_augment, **ranges)
-    val = PatchDataset(arrays["val/lr"], arrays["val/hr"], augment=False, **ranges)
+                         gain=cfg.gain_augment, seed=cfg.seed, **ranges)
+    return train, PatchDataset(arrays["val/lr"], arrays["val/hr"], augment=False, **ranges)
+
+
+def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
+              out_dir: str | os.PathLike, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
+              resume: bool = False, progress: bool = True, overwrite: bool = False) -> TrainFiles:
+    """Train a network; write ``model.pt``, ``training_curve.png`` and ``training.json``.
+
+    The model file's header (:class:`~srbio.io.records.ModelHeader`) holds the network spec,
+    scale, normalisation, the pairs' pixel sizes, the patch size and provenance. Lightning
+    checkpoints (resumable with ``resume``) go to ``out_dir/checkpoints``. ``out_dir`` must be
+    new, empty, or an earlier train output (replaced with ``overwrite``, continued with
+    ``resume``).
+    """
+    claim(out_dir, "train", overwrite=overwrite or resume,
+          inputs=[patches_path, patches_record_path(patches_path), norm_json])
+    patches, norm = read_inputs(patches_path, norm_json, model_cfg)
+    from srbio.io.modelfile import save_model_file
+    from srbio.models import build_network, count_parameters
+    from srbio.stages import plots
+    from srbio.train import fit
+
+    train, val = _datasets(patches_path, norm, train_cfg)
     import torch
 
     torch.manual_seed(train_cfg.seed)
@@ -96,15 +117,15 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
     spec = NetworkSpec.from_config(net.config)
     log.info("training %s (%d parameters) on %d patches, validating on %d", spec,
              count_parameters(net), len(train), len(val))
-    out = TrainFiles(out_dir)
+    out = TrainFiles(mark_folder(out_dir, "train"))  # checkpoints land here while training
     start = time.perf_counter()
-    net, metrics_csv = fit(
+    net, logs = fit(
         net, train, val, checkpoints=out.checkpoints, logs=out.logs, epochs=train_cfg.epochs,
         batch_size=train_cfg.batch_size, learning_rate=train_cfg.learning_rate,
         precision=train_cfg.precision, accelerator=train_cfg.accelerator,
         num_workers=train_cfg.num_workers, seed=train_cfg.seed, resume=resume,
         progress=progress)
-    table = epochs_table(metrics_csv)
+    table = epochs_table(logs)
     prov = provenance(config={"model": model_cfg.model_dump(), "train": train_cfg.model_dump()},
                       inputs={str(patches_path): _digest(Path(patches_path)),
                               str(norm_json): _digest(Path(norm_json))})

@@ -1,12 +1,42 @@
-"""Dataset over 16-bit patch pairs, normalised with fixed values, with 8-fold augmentation."""
+"""Dataset over 16-bit patch pairs, normalised with fixed values, with 8-fold augmentation.
+
+Randomness is a pure function of ``(seed, epoch, index)``: :class:`EpochSampler` draws the
+order of each epoch from ``(seed, epoch)`` and hands the dataset ``(epoch, index)``, and the
+augmentation of an item is drawn from ``(seed, epoch, index)``. An interrupted run resumed
+from its last checkpoint therefore sees exactly the batches an uninterrupted run would, with
+any number of loader workers.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from srbio.core.normalise import normalise
+
+
+class EpochSampler(Sampler):
+    """A shuffled order per epoch, drawn from ``(seed, epoch)``; yields ``(epoch, index)``.
+
+    Lightning calls :meth:`set_epoch` at the start of every epoch, also after a resume.
+    """
+
+    def __init__(self, n: int, *, seed: int = 0) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order :meth:`__iter__` yields."""
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = np.random.default_rng((self.seed, self.epoch)).permutation(self.n)
+        return iter([(self.epoch, int(i)) for i in order])
+
+    def __len__(self) -> int:
+        return self.n
 
 
 class PatchDataset(Dataset):
@@ -24,11 +54,13 @@ class PatchDataset(Dataset):
         With ``augment``, multiply both normalised images by one factor drawn log-uniformly
         from this range (intensity scaling about the fixed vmin of each modality), so the
         network also handles structures brighter or dimmer than the training ones.
+    seed : int
+        Seed of the augmentation draws (with the epoch and the index of each item).
     """
 
     def __init__(self, lr: np.ndarray, hr: np.ndarray, *, lr_range: tuple[float, float],
                  hr_range: tuple[float, float], augment: bool,
-                 gain: tuple[float, float] | None = None) -> None:
+                 gain: tuple[float, float] | None = None, seed: int = 0) -> None:
         if len(lr) != len(hr):
             raise ValueError(f"{len(lr)} LR patches but {len(hr)} HR patches")
         if len(lr) == 0:
@@ -39,21 +71,25 @@ class PatchDataset(Dataset):
         self.hr_range = hr_range
         self.augment = augment
         self.gain = gain
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.lr)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ``i``, or ``(epoch, i)`` as :class:`EpochSampler` yields it."""
+        epoch, i = key if isinstance(key, tuple) else (0, key)
         x = normalise(self.lr[i], *self.lr_range)
         y = normalise(self.hr[i], *self.hr_range)
         if self.augment:
-            k = int(torch.randint(0, 8, ()).item())
+            rng = np.random.default_rng((self.seed, epoch, int(i)))
+            k = int(rng.integers(8))
             x, y = np.rot90(x, k % 4), np.rot90(y, k % 4)
             if k >= 4:
                 x, y = x[:, ::-1], y[:, ::-1]
             if self.gain is not None:
                 lo, hi = np.log(self.gain[0]), np.log(self.gain[1])
-                g = np.float32(np.exp(lo + (hi - lo) * float(torch.rand(()))))
+                g = np.float32(np.exp(lo + (hi - lo) * rng.random()))
                 x, y = x * g, y * g
         return (torch.from_numpy(np.ascontiguousarray(x))[None],
                 torch.from_numpy(np.ascontiguousarray(y))[None])

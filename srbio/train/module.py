@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from srbio.train.data import PatchDataset
+from srbio.train.data import EpochSampler, PatchDataset
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,13 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
         learning_rate: float, precision: str = "32", accelerator: str = "auto",
         num_workers: int = 0, seed: int = 0, resume: bool = False, progress: bool = True
         ) -> tuple[torch.nn.Module, Path]:
-    """Train ``net`` with Lightning; checkpoints go to ``checkpoints``, a metrics CSV to ``logs``.
+    """Train ``net`` with Lightning; checkpoints go to ``checkpoints``, metrics CSVs to ``logs``.
 
-    With ``resume``, training continues from ``checkpoints/last.ckpt`` of an interrupted run;
-    otherwise earlier checkpoints and logs there are removed first. Returns the network with
-    the best validation PSNR and the CSV path.
+    With ``resume``, training continues from ``checkpoints/last.ckpt`` of an interrupted run
+    (loaded with ``weights_only=True``), at its global step with its optimiser, scheduler and
+    data order; otherwise earlier checkpoints and logs there are removed first. Returns the
+    network with the best validation PSNR and the log folder (``version_<n>/metrics.csv``, one
+    per run; :func:`srbio.stages.train.epochs_table` merges them).
     """
     ckpt_dir, log_dir = Path(checkpoints), Path(logs)
     last = ckpt_dir / "last.ckpt"
@@ -88,24 +90,29 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
     L.seed_everything(seed, workers=True, verbose=False)
     module = SRModule(net, learning_rate=learning_rate, max_epochs=epochs)
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_psnr",
-                                 mode="max", save_last=True)
-    logger = CSVLogger(log_dir.parent, name=log_dir.name, version="")
+                                 mode="max", enable_version_counter=False)
+    # every epoch, whether or not it is the best: what --resume continues from
+    latest = ModelCheckpoint(dirpath=ckpt_dir, filename=last.stem, enable_version_counter=False)
+    # one version folder per run (resumed runs add one): nothing of an earlier log is deleted
+    logger = CSVLogger(log_dir.parent, name=log_dir.name)
     trainer = L.Trainer(
         max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision,
-        callbacks=[checkpoint, *([TQDMProgressBar(refresh_rate=10)] if progress else [])],
+        callbacks=[checkpoint, latest,
+                   *([TQDMProgressBar(refresh_rate=10)] if progress else [])],
         logger=logger,
         enable_progress_bar=progress, log_every_n_steps=1, deterministic=False,
         enable_model_summary=False,
     )
     loader_kw = {"batch_size": batch_size, "num_workers": num_workers,
                  "persistent_workers": num_workers > 0}
-    trainer.fit(module, DataLoader(train, shuffle=True, drop_last=len(train) > batch_size,
+    order = EpochSampler(len(train), seed=seed)  # the same batches after a resume
+    trainer.fit(module, DataLoader(train, sampler=order, drop_last=len(train) > batch_size,
                                    **loader_kw),
                 DataLoader(val, shuffle=False, **loader_kw),
-                ckpt_path=str(last) if resume else None)
+                ckpt_path=str(last) if resume else None, weights_only=True)
     best = checkpoint.best_model_path
     if best:
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
         log.info("best checkpoint %s (val_psnr %.3f)", best, float(checkpoint.best_model_score))
-    return module.net.cpu().eval(), Path(logger.log_dir) / "metrics.csv"
+    return module.net.cpu().eval(), log_dir

@@ -1,5 +1,11 @@
 """The stages chained on real data, as the workflow runs them (a 2D plane, a tiny network)."""
 
+import json
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -16,6 +22,7 @@ from srbio.config import (
 )
 from srbio.inference import load_model
 from srbio.io import open_lazy, read_image, read_ome_zarr_attrs, write_tiff
+from srbio.io.outputs import MARKER
 from srbio.io.records import Prediction, RegisterFiles, Registration, Training
 from srbio.stages.crop import run_crop
 from srbio.stages.evaluate import run_evaluate
@@ -45,7 +52,7 @@ def prepared(tmp_path_factory, pair2d):
 def test_register_writes_exactly_the_contract_files(prepared, pair2d):
     files = RegisterFiles(prepared / "register" / "p")
     assert sorted(p.name for p in files.root.iterdir()) == sorted(
-        p.name for p in files.outputs().values())
+        [MARKER, *(p.name for p in files.outputs().values())])
     m = Registration.read(files.record)
     assert m.ncc_after > m.ncc_before and m.ncc_after > 0.95
     assert m.tre_mean_px < 0.35  # stated accuracy of this 2D pair (affine chain)
@@ -93,27 +100,38 @@ def test_trained_network_beats_bicubic_on_the_held_out_band(prepared, pair2d):
 
 
 @pytest.mark.slow
-def test_resume_continues_at_the_global_step_of_the_interrupted_run(prepared, tmp_path):
+def test_sigkill_then_resume_gives_the_uninterrupted_weights(prepared, tmp_path):
+    """Kill `srbio train` after its first epoch; the same command with --resume finishes it."""
     res = prepared
     args = (res / "patches.zarr", res / "normalisation.json")
-    cfg = TrainConfig(epochs=2, batch_size=32, learning_rate=1e-3)
-    run_train(*args, tmp_path / "full", ModelConfig(preset="tiny"), cfg, progress=False)
-    # an "interrupted" run: one epoch done, then the same command with --resume for two
-    run_train(*args, tmp_path / "cut", ModelConfig(preset="tiny"),
-              cfg.model_copy(update={"epochs": 1}), progress=False)
-    resumed = run_train(*args, tmp_path / "cut", ModelConfig(preset="tiny"), cfg, resume=True,
-                        progress=False)
+    cfg = TrainConfig(epochs=3, batch_size=8, learning_rate=1e-3)
+    full = run_train(*args, tmp_path / "full", ModelConfig(preset="tiny"), cfg, progress=False)
+    settings = json.dumps({"model": {"preset": "tiny"}, "train": cfg.model_dump(mode="json")})
+    cmd = [sys.executable, "-m", "srbio", "train", "--patches", args[0], "--normalisation",
+           args[1], "--out", tmp_path / "cut", "--settings", settings, "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
+    while not last.exists() and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # as the OOM killer or a pre-empting scheduler would
+    proc.wait()
+    killed_at = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    assert 0 < killed_at < 3 * 32 and not (tmp_path / "cut" / "model.pt").exists()
+    cut = run_train(*args, tmp_path / "cut", ModelConfig(preset="tiny"), cfg, resume=True,
+                    progress=False)
 
     def state(folder):
         ckpt = torch.load(folder / "checkpoints" / "last.ckpt", map_location="cpu",
-                          weights_only=False)
+                          weights_only=True)
         return ckpt["global_step"], ckpt["epoch"], ckpt["optimizer_states"][0]["state"][0]["step"]
 
-    full_step, full_epoch, full_adam = state(tmp_path / "full")
-    cut_step, cut_epoch, cut_adam = state(tmp_path / "cut")
-    assert (cut_step, cut_epoch) == (full_step, full_epoch) and full_step == 2 * (256 // 32)
-    assert float(cut_adam) == float(full_adam) == full_step  # Adam resumed, not restarted
-    assert Training.read(resumed.record).resumed
+    assert state(cut.root) == state(full.root) == (3 * 32, 2, 3 * 32)  # last.ckpt: every epoch
+    a, b = load_model(full.model)[0].state_dict(), load_model(cut.model)[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # bit-identical on CPU
+    resumed = Training.read(cut.record)
+    assert resumed.resumed and [e["epoch"] for e in resumed.epochs] == [0, 1, 2]  # none lost
+    assert [e["val_psnr"] for e in resumed.epochs] == [
+        e["val_psnr"] for e in Training.read(full.record).epochs]
 
 
 def _tiny_model(path, spacing=None):

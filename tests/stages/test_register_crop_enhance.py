@@ -61,7 +61,7 @@ def test_failing_pair_stops_with_its_reasons_and_leaves_no_outputs_not_even_old_
     run_register(pair2d["hr"], pair2d["lr"], out, RegisterConfig(**RIGID))  # an earlier success
     assert RegisterFiles(out).transform.exists()
     with pytest.raises(ValueError, match=r"failed QC: NCC after 0\.9\d+ < qc.min_ncc 0.999"):
-        run_register(pair2d["hr"], pair2d["lr"], out, cfg)
+        run_register(pair2d["hr"], pair2d["lr"], out, cfg, overwrite=True)
     files = RegisterFiles(out)
     assert not any(p.exists() for p in files.outputs().values())
     assert files.failed_qc.stat().st_size > 0

@@ -25,10 +25,9 @@ def test_without_augmentation_items_are_the_normalised_patches():
 def test_augmentation_keeps_lr_and_hr_aligned_and_visits_all_8_orientations():
     lr, hr = _pairs(1)
     ds = PatchDataset(lr, hr, lr_range=(0, 1), hr_range=(0, 1), augment=True, gain=(0.5, 2.0))
-    torch.manual_seed(0)
     seen = set()
-    for _ in range(200):
-        x, y = ds[0]
+    for epoch in range(200):
+        x, y = ds[(epoch, 0)]
         x, y = x[0].numpy(), y[0].numpy()
         # the same flip/rotation and the same gain were applied to both
         np.testing.assert_allclose(np.kron(x, np.ones((2, 2))), y, rtol=1e-6)
@@ -44,3 +43,23 @@ def test_mismatched_or_empty_patch_sets_are_errors():
         PatchDataset(lr, hr[:3], lr_range=(0, 1), hr_range=(0, 1), augment=False)
     with pytest.raises(ValueError, match="no patches"):
         PatchDataset(lr[:0], hr[:0], lr_range=(0, 1), hr_range=(0, 1), augment=False)
+
+
+def test_the_order_and_the_augmentation_are_a_function_of_seed_epoch_and_index():
+    from srbio.train.data import EpochSampler
+
+    lr, hr = _pairs(6)
+    sampler = EpochSampler(6, seed=3)
+    sampler.set_epoch(4)
+    first = list(sampler)
+    assert sorted(i for _, i in first) == list(range(6)) and {e for e, _ in first} == {4}
+    again = EpochSampler(6, seed=3)
+    again.set_epoch(4)  # a resumed run at epoch 4 sees the same order...
+    assert list(again) == first
+    again.set_epoch(5)  # ...and another one at the next epoch
+    assert list(again) != first
+    ds = PatchDataset(lr, hr, lr_range=(0, 1), hr_range=(0, 1), augment=True, gain=(0.5, 2),
+                      seed=3)
+    a, b = ds[(4, 2)], ds[(4, 2)]
+    torch.testing.assert_close(a, b)  # no hidden global random state
+    assert not torch.equal(ds[(5, 2)][0], a[0]) or not torch.equal(ds[(6, 2)][0], a[0])

@@ -1,0 +1,231 @@
+"""Where srbio may write: outputs never destroy what srbio did not write.
+
+Every output srbio writes is recognisable as its own, and by which stage:
+
+- a stage folder holds a marker file :data:`MARKER` naming the stage;
+- a zarr store (patches, prediction) carries ``attributes["srbio"]["output"]``;
+- a JSON record carries its version tag ``srbio.<kind>/<n>``; the report starts ``# srbio report``.
+
+:func:`claim` is called by every stage before any work: an existing path is replaced only when
+it is an output of the same stage **and** the caller asked for it (``overwrite``, which the
+workflow passes when re-running its own outputs); anything else that exists there is refused
+with a message naming it, and so is an output equal to, inside or around one of the inputs.
+:func:`replace_folder` then swaps a complete new folder in with one atomic exchange, so the
+outputs of two runs never mix and no moment exists without one of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import socket
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+MARKER = ".srbio-output.json"
+# the stage that writes each record kind
+_RECORD_STAGES = {"simulation": "simulate", "registration": "register", "crop": "crop",
+                  "enhancement": "enhance", "normalisation": "normalise", "patches": "patches",
+                  "training": "train", "evaluation": "evaluate", "prediction": "predict"}
+
+
+def _json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def owner(path: str | os.PathLike) -> str | None:
+    """The srbio stage whose output ``path`` is, or None (absent, or not written by srbio)."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        marker = _json(path / MARKER)
+        if marker is not None and isinstance(marker.get("stage"), str):
+            return marker["stage"]
+        meta = _json(path / "zarr.json")
+        srbio = ((meta or {}).get("attributes") or {}).get("srbio")
+        return srbio.get("output") if isinstance(srbio, dict) else None
+    if path.is_file() and path.suffix == ".json":
+        tag = (_json(path) or {}).get("record")
+        if isinstance(tag, str) and tag.startswith("srbio."):
+            kind = tag.removeprefix("srbio.").split("/")[0]
+            return _RECORD_STAGES.get(kind, kind)
+    if path.is_file() and path.suffix == ".md":
+        with contextlib.suppress(OSError, UnicodeDecodeError), path.open() as f:
+            if f.readline().startswith("# srbio report"):
+                return "report"
+    return None
+
+
+def _describe(path: Path) -> str:
+    if path.is_dir():
+        names = sorted(p.name for p in path.iterdir())
+        shown = ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
+        return f"a folder of {len(names)} entries ({shown})"
+    return f"a file of {path.stat().st_size} bytes"
+
+
+def _nested(a: Path, b: Path) -> bool:
+    return a == b or a in b.parents or b in a.parents
+
+
+def _check_writable(path: Path) -> None:
+    """The first existing ancestor of ``path`` must be a writable folder."""
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir() and parent != path:
+                raise ValueError(f"{path}: cannot be created: {parent} is a file, not a folder")
+            folder = parent if parent.is_dir() else parent.parent
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise ValueError(f"{path}: cannot write there: {folder} is not writable")
+            return
+
+
+def claim(path: str | os.PathLike, stage: str, *, inputs: Iterable[str | os.PathLike] = (),
+          overwrite: bool = False) -> Path:
+    """Check that stage ``stage`` may write its output at ``path``; return the path.
+
+    Parameters
+    ----------
+    path : path-like
+        The output file, folder or store.
+    stage : str
+        The stage writing it (``register``, ``crop``, ``predict``, …).
+    inputs : paths
+        The stage's inputs: the output may not be one of them, lie inside one or contain one.
+    overwrite : bool
+        Replace an earlier output of the same stage (never anything else).
+
+    Raises
+    ------
+    ValueError
+        Naming the path and why it cannot be written (nothing has been written yet).
+    """
+    out = Path(path).absolute()
+    for given in inputs:
+        src = Path(given).absolute()
+        if _nested(out, src):
+            how = "is" if out == src else ("lies inside" if src in out.parents else "contains")
+            raise ValueError(f"{path}: the output {how} the input {given}; choose another "
+                             f"output path (inputs are never written)")
+    _check_writable(out)
+    if not out.exists() and not out.is_symlink():
+        return Path(path)
+    found = owner(out)
+    if out.is_dir() and found is None and not any(out.iterdir()):
+        return Path(path)  # an empty folder (e.g. made by Snakemake for its outputs)
+    if found != stage:
+        what = f"an srbio {found} output" if found else _describe(out)
+        raise ValueError(f"{path}: exists and is not an output of srbio {stage} (it is {what}); "
+                         f"nothing was changed: choose another path, or move it away yourself")
+    if not overwrite:
+        raise ValueError(f"{path}: holds an earlier srbio {stage} output; pass --overwrite to "
+                         f"replace it (nothing was changed)")
+    return Path(path)
+
+
+def temporary_name(final: Path) -> Path:
+    """The hidden sibling a partial ``final`` is written to: ``.NAME.tmp-HOST-PID``."""
+    return final.with_name(f".{final.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+
+
+def remove_stale_temporaries(final: Path) -> list[Path]:
+    """Remove partial outputs of ``final`` left by dead processes of this host; return them."""
+    prefix = f".{final.name}.tmp-{socket.gethostname()}-"
+    removed: list[Path] = []
+    if not final.parent.is_dir():
+        return removed
+    for tmp in final.parent.glob(f"{glob_escape(prefix)}*"):
+        pid = tmp.name.removeprefix(prefix)
+        if pid.isdigit() and not _alive(int(pid)):
+            remove(tmp)
+            removed.append(tmp)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    """Escape glob metacharacters of a literal name part."""
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove(path: Path) -> None:
+    """Delete a file, link or folder tree (absent is fine)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def install(tmp: Path, final: Path) -> None:
+    """Put the complete ``tmp`` at ``final``, replacing what is there in one atomic step.
+
+    Files are replaced by :func:`os.replace`; a folder is exchanged with the old one
+    (``renameat2``), so every moment sees either the old or the new output, then the old one is
+    deleted. Where the exchange is unavailable the old folder is renamed aside first.
+    """
+    if not (final.is_dir() and not final.is_symlink()):
+        os.replace(tmp, final)
+        return
+    if _exchange(tmp, final):
+        remove(tmp)  # now holds the old output
+        return
+    old = final.with_name(f"{temporary_name(final).name}.old")
+    os.replace(final, old)
+    os.replace(tmp, final)
+    remove(old)
+
+
+@contextlib.contextmanager
+def replace_folder(folder: str | os.PathLike, stage: str) -> Iterator[Path]:
+    """Yield a new, empty folder; on success it replaces ``folder`` whole (see :func:`install`).
+
+    The new folder carries the stage's :data:`MARKER`. Nothing of an earlier output survives
+    (no file of one run beside another's); on failure ``folder`` is left as it was.
+    """
+    final = Path(folder)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(final)
+    tmp = temporary_name(final)
+    remove(tmp)
+    tmp.mkdir()
+    try:
+        (tmp / MARKER).write_text(json.dumps({"stage": stage}) + "\n")
+        yield tmp
+        install(tmp, final)
+    finally:
+        remove(tmp)
+
+
+def mark_folder(folder: str | os.PathLike, stage: str) -> Path:
+    """Create ``folder`` (if needed) and mark it as the output of ``stage``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text(json.dumps({"stage": stage}) + "\n")
+    return folder
