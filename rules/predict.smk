@@ -11,6 +11,7 @@ rule predict_volume:
         store=lambda w, output: str(prediction_store_path(output[0])),
         settings=settings("predict", predict={"volumes"}),
         spacing=lambda w: spacing_flag("--spacing", VOLUMES[w.volume].spacing),
+        chunks=lambda w: "--allow-missing-chunks" if VOLUMES[w.volume].allow_missing_chunks else "",
     log:
         str(R.log("predict", "{volume}")),
     conda:
@@ -22,7 +23,7 @@ rule predict_volume:
     shell:
         "OMP_NUM_THREADS={threads} python -m srbio predict --overwrite --model {input.model:q} "
         "--input {input.volume:q} --output {params.store:q} --settings {params.settings:q} "
-        "{params.spacing} --quiet > {log:q} 2>&1"
+        "{params.spacing} {params.chunks} --quiet > {log:q} 2>&1"
 
 
 rule predict:

@@ -119,7 +119,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
     from srbio.stages.predict import run_predict
 
     run_predict(a.model, a.input, a.output, cfg, spacing=a.spacing, progress=not a.quiet,
-                overwrite=a.overwrite)
+                overwrite=a.overwrite, allow_missing_chunks=a.allow_missing_chunks)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -234,6 +234,8 @@ def _add_model_stages(add: Adder) -> None:
     s.add_argument("--overlap", type=int)
     s.add_argument("--device", help="auto, cpu, mps, cuda or cuda:N")
     s.add_argument("--dtype", choices=["uint16", "float32"])
+    s.add_argument("--allow-missing-chunks", action="store_true",
+                   help="a zarr input whose writer skipped empty chunks (read as fill value)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = add("evaluate", cmd_evaluate, "held-out metrics against bicubic/nearest baselines")

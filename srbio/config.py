@@ -246,6 +246,8 @@ class PredictVolume(Strict):
     name: Name
     path: str
     spacing: Spacing | None = None
+    allow_missing_chunks: bool = Field(
+        False, description="a zarr whose writer skipped empty chunks (they read as fill value)")
 
 
 class PredictConfig(Strict):

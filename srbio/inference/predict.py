@@ -235,6 +235,7 @@ def predict_to_zarr(predictor: TiledPredictor, source, out: zarr.Array, *,
     regions = output_regions(expected, tuple(out.chunks))
     planes = source.shape[0] if source.ndim == 3 else 1
     low = high = 0
+    seen = [np.inf, -np.inf]  # the input's range, over every tile read
     with tqdm(total=planes * len(regions), desc="predict chunks", disable=not progress,
               unit="chunk") as bar:
         for z in range(planes):
@@ -242,7 +243,9 @@ def predict_to_zarr(predictor: TiledPredictor, source, out: zarr.Array, *,
             cache: OrderedDict = OrderedDict()
 
             def read_tile(a: int, b: int, c: int, d: int, src=plane) -> np.ndarray:
-                return load_pixels(src[a:b, c:d], source=f"pixels [{a}:{b}, {c}:{d}]")
+                tile = load_pixels(src[a:b, c:d], source=f"pixels [{a}:{b}, {c}:{d}]")
+                seen[:] = min(seen[0], float(tile.min())), max(seen[1], float(tile.max()))
+                return tile
 
             for region in regions:
                 pred = predictor.predict_region(read_tile, lr_shape, region, cache, z, cache_size)
@@ -251,4 +254,7 @@ def predict_to_zarr(predictor: TiledPredictor, source, out: zarr.Array, *,
                 out[(z, *region) if source.ndim == 3 else region] = block
                 bar.update()
     _log_clipping(low, high, int(np.prod(out.shape)), dtype)
+    if seen[0] == seen[1]:
+        log.warning("the input is constant (every pixel is %g): the prediction holds no "
+                    "information about the sample", seen[0])
     return {"tiles": predictor.tiles_computed, "clipped_low": low, "clipped_high": high}

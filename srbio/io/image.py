@@ -104,19 +104,21 @@ def load_pixels(data: da.Array | np.ndarray, *, source: str) -> np.ndarray:
                          f"truncated ({reason})") from None
 
 
-def _open(path: Path) -> tuple[da.Array, tuple[float, ...] | None]:
+def _open(path: Path, allow_missing_chunks: bool = False
+          ) -> tuple[da.Array, tuple[float, ...] | None]:
     """Open a TIFF or zarr lazily by its path: the data and the file's pixel size (or None)."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if _is_zarr(path):
-        return open_zarr(path)
+        return open_zarr(path, allow_missing_chunks=allow_missing_chunks)
     if path.suffix.lower() in _TIFF_SUFFIXES:
         return open_tiff_lazy(path)
     raise ValueError(f"{path}: unknown image format (expected .tif, .tiff or .zarr)")
 
 
 def open_lazy(
-    path: str | os.PathLike, *, spacing: tuple[float, ...] | None = None
+    path: str | os.PathLike, *, spacing: tuple[float, ...] | None = None,
+    allow_missing_chunks: bool = False,
 ) -> tuple[da.Array, tuple[float, ...]]:
     """Open an image lazily as a dask array, with its pixel sizes (µm, array axis order).
 
@@ -126,6 +128,9 @@ def open_lazy(
         ``.tif``/``.tiff`` file or ``.zarr`` store.
     spacing : tuple of float, optional
         Overrides the file's pixel sizes (required when the file has none).
+    allow_missing_chunks : bool
+        A zarr store whose writer skipped chunks (they read as its fill value) is an error
+        unless this is set.
 
     Returns
     -------
@@ -133,7 +138,7 @@ def open_lazy(
     spacing : tuple of float
     """
     path = Path(path)
-    data, file_spacing = _open(path)
+    data, file_spacing = _open(path, allow_missing_chunks)
     check_image(data, source=str(path), check_values=False)
     chosen = spacing if spacing is not None else file_spacing
     if chosen is None:

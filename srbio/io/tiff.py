@@ -45,6 +45,43 @@ def _lateral_spacing(page: tifffile.TiffPage, unit: str | None, path: Path) -> t
     return y, x
 
 
+_Z_AXES = "ZQI"  # tifffile: Z depth, Q unknown (a plain stack), I image sequence
+_AXIS_NAMES = {"C": "channel", "S": "sample (RGB)", "T": "time", "R": "tile"}
+
+
+def _planes(tif: tifffile.TiffFile, path: Path) -> tuple[tuple[int | slice, ...], str]:
+    """Index keeping the spatial axes of the first series, and their names (``yx``/``zyx``).
+
+    Axes come from the file's metadata (tifffile's series axes). Length-1 axes are dropped;
+    a channel, sample (RGB) or time axis longer than 1 is refused, and so is a file holding
+    fewer planes than its ImageJ metadata announces (a truncated file).
+    """
+    series = tif.series[0]
+    axes, shape = series.axes, series.shape
+    ij = tif.imagej_metadata or {}
+    announced = int(ij.get("images", 1) or 1)
+    planes = int(np.prod([n for a, n in zip(axes, shape, strict=True) if a not in "YXS"]))
+    if announced > planes:
+        raise ValueError(f"{path}: holds {planes} of the {announced} planes its ImageJ metadata "
+                         f"announces; the file is truncated or corrupt")
+    keep: list[int | slice] = []
+    names: list[str] = []
+    for axis, n in zip(axes, shape, strict=True):
+        if axis in "YX" or (axis in _Z_AXES and n > 1):
+            keep.append(slice(None))
+            names.append("z" if axis in _Z_AXES else axis.lower())
+        elif n == 1:
+            keep.append(0)
+        else:
+            what = _AXIS_NAMES.get(axis, f"{axis!r}")
+            raise ValueError(f"{path}: its {what} axis has {n} entries (axes {axes}, shape "
+                             f"{shape}); srbio reads single-channel 2D/3D images: save one "
+                             f"channel / time point as its own file first")
+    if names.count("z") > 1:
+        raise ValueError(f"{path}: axes {axes} (shape {shape}) hold more than one stack axis")
+    return tuple(keep), "".join(names)
+
+
 def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, ...] | None]:
     """Read a single-channel 2D or 3D TIFF and its pixel sizes.
 
@@ -64,19 +101,16 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, ...] | 
     Raises
     ------
     ValueError
-        If the file is not a readable TIFF, or its ImageJ unit is not a known length unit
-        (the message names the file and the unit). ImageJ's ``"pixel"`` means no pixel size.
+        If the file is not a readable TIFF, is truncated, has a channel / RGB / time axis, or
+        its ImageJ unit is not a known length unit (the message names the file and the unit).
+        ImageJ's ``"pixel"`` means no pixel size.
     """
-    path = Path(path)
+    data, spacing = open_tiff_lazy(path)
     try:
-        with tifffile.TiffFile(path) as tif:
-            image = tif.asarray()
-            spacing = _spacing(tif, image.ndim, path)
-    except UnitError:
-        raise
-    except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as exc:
-        raise ValueError(f"{path}: cannot read TIFF ({exc})") from exc
-    return image, spacing
+        return np.asarray(data), spacing
+    except Exception as exc:  # decoders raise many unrelated types
+        raise ValueError(f"{path}: cannot read its pixel data ({type(exc).__name__}: "
+                         f"{str(exc)[:200]})") from None
 
 
 def open_tiff_lazy(path: str | os.PathLike) -> tuple[da.Array, tuple[float, ...] | None]:
@@ -90,7 +124,8 @@ def open_tiff_lazy(path: str | os.PathLike) -> tuple[da.Array, tuple[float, ...]
     Returns
     -------
     data : dask.array.Array
-        One chunk per page or tile; memory use does not grow with the file size.
+        Axes ``yx`` or ``zyx``, one chunk per page or tile; memory use does not grow with the
+        file size.
     spacing : tuple of float or None
         Pixel sizes in µm as :func:`read_tiff` returns them.
 
@@ -102,15 +137,17 @@ def open_tiff_lazy(path: str | os.PathLike) -> tuple[da.Array, tuple[float, ...]
     path = Path(path)
     try:
         with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            spacing = _spacing(tif, len(series.shape), path)
+            index, _ = _planes(tif, path)
+            spacing = _spacing(tif, sum(isinstance(i, slice) for i in index), path)
         node = zarr.open(tifffile.imread(path, aszarr=True), mode="r")
         if isinstance(node, zarr.Group):  # pyramidal file: the full-resolution level
             node = node["0"]
-        data = da.from_zarr(node)
+        data = da.from_zarr(node)[index]
     except UnitError:
         raise
     except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as exc:
+        if str(exc).startswith(str(path)):
+            raise
         raise ValueError(f"{path}: cannot read TIFF ({exc})") from exc
     return data, spacing
 

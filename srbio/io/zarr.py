@@ -194,7 +194,19 @@ def _plain_array_spacing(arr: zarr.Array, source: str) -> tuple[tuple[float, ...
     return _scale_to_um(scale, names, spaces, units, source), axes
 
 
-def open_zarr(path: str | os.PathLike) -> tuple[da.Array, tuple[float, ...] | None]:
+def _check_chunks(arr: zarr.Array, path: Path, allow_missing: bool) -> None:
+    """A chunk that was never written reads as the fill value: refuse that unless allowed."""
+    missing = arr.nchunks - arr.nchunks_initialized
+    fill = getattr(arr.fill_value, "item", lambda: arr.fill_value)()
+    if missing and not allow_missing:
+        raise ValueError(f"{path}: {missing} of its {arr.nchunks} chunks are missing and would "
+                         f"read as the fill value {fill!r}; if its writer skipped empty "
+                         f"chunks on purpose, allow it (--allow-missing-chunks, or "
+                         f"allow_missing_chunks: true for the volume)")
+
+
+def open_zarr(path: str | os.PathLike, *, allow_missing_chunks: bool = False
+              ) -> tuple[da.Array, tuple[float, ...] | None]:
     """Open a zarr array or an OME-Zarr image lazily.
 
     Non-spatial axes (``c``, ``t``) of length 1 are dropped; others are an error.
@@ -203,6 +215,8 @@ def open_zarr(path: str | os.PathLike) -> tuple[da.Array, tuple[float, ...] | No
     ----------
     path : path-like
         A zarr array, or an OME-Zarr group whose first multiscale level is read.
+    allow_missing_chunks : bool
+        Read never-written chunks as the fill value instead of refusing the store.
 
     Returns
     -------
@@ -226,10 +240,14 @@ def open_zarr(path: str | os.PathLike) -> tuple[da.Array, tuple[float, ...] | No
         raise ValueError(f"{path}: cannot open as zarr ({exc})") from exc
     if isinstance(node, zarr.Group):
         sub, scale, axes = read_ome_zarr_spacing(node)
-        arr = node[sub]
+        level = node[sub]
+        if not isinstance(level, zarr.Array):
+            raise ValueError(f"{path}: multiscale level {sub!r} is not an array")
+        arr = level
     else:
         arr = node
         scale, axes = _plain_array_spacing(arr, str(path))
+    _check_chunks(arr, path, allow_missing_chunks)
     data = da.from_zarr(arr)
     if axes and len(axes) == data.ndim:
         keep = [i for i, a in enumerate(axes) if a in _SPATIAL]
@@ -282,6 +300,7 @@ def create_ome_zarr(
     arr = group.create_array(
         "0", shape=shape, dtype=dtype, chunks=chunks,
         compressors=BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"), fill_value=0,
+        config={"write_empty_chunks": True},  # every chunk on disk: a missing one is an error
     )
     names = _SPATIAL[-len(shape):]
     axes = [{"name": n, "type": "space", "unit": "micrometer"} for n in names]

@@ -36,7 +36,7 @@ def _check_spacing(header: ModelHeader, spacing: tuple[float, ...], source: str 
 def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
                 output_path: str | os.PathLike, cfg: PredictConfig, *,
                 spacing: list[float] | None = None, progress: bool = True,
-                overwrite: bool = False) -> Prediction:
+                overwrite: bool = False, allow_missing_chunks: bool = False) -> Prediction:
     """Super-resolve a volume into an OME-Zarr at spacing / scale (lateral axes).
 
     The input is read lazily; the output is filled chunk by chunk in a temporary store that
@@ -51,7 +51,8 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
     device = resolve_device(cfg.device)
     model, header = load_model(model_path, device=device)
     scale, norm = header.network.scale, header.normalisation
-    data, sp = open_lazy(input_path, spacing=as_spacing(spacing))
+    data, sp = open_lazy(input_path, spacing=as_spacing(spacing),
+                         allow_missing_chunks=allow_missing_chunks)
     factors = lateral_factors(data.ndim, scale)
     out_shape = tuple(int(n * f) for n, f in zip(data.shape, factors, strict=True))
     out_spacing = tuple(s / f for s, f in zip(sp, factors, strict=True))

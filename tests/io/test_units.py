@@ -112,6 +112,7 @@ def test_plain_zarr_spacing_with_unit_attribute(tmp_path):
 def test_plain_zarr_without_unit_is_micrometres_and_bad_unit_fails(tmp_path):
     store = tmp_path / "plain.zarr"
     arr = zarr.create_array(str(store), shape=(2, 8, 8), dtype="uint16", chunks=(2, 8, 8))
+    arr[:] = np.arange(128, dtype=np.uint16).reshape(2, 8, 8)  # every chunk written
     arr.attrs.update({"spacing": [0.3, 0.1, 0.1]})
     assert open_lazy(store)[1] == (0.3, 0.1, 0.1)
     arr.attrs.update({"unit": ["um", "nm", "nm"], "spacing": [0.3, 100, 100]})

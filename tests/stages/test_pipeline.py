@@ -132,6 +132,12 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(prepared, tmp_path)
     assert resumed.resumed and [e["epoch"] for e in resumed.epochs] == [0, 1, 2]  # none lost
     assert [e["val_psnr"] for e in resumed.epochs] == [
         e["val_psnr"] for e in Training.read(full.record).epochs]
+    # --resume of a finished run: nothing to do, nothing lost
+    again = run_train(*args, tmp_path / "cut", ModelConfig(preset="tiny"), cfg, resume=True,
+                      progress=False)
+    assert [e["epoch"] for e in Training.read(again.record).epochs] == [0, 1, 2]
+    c = load_model(again.model)[0].state_dict()
+    assert all(torch.equal(a[k], c[k]) for k in a)
 
 
 def _tiny_model(path, spacing=None):
