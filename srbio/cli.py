@@ -115,7 +115,8 @@ def cmd_train(a: argparse.Namespace) -> None:
 def cmd_predict(a: argparse.Namespace) -> None:
     """Run the predict stage."""
     (cfg,) = _sections(a, "predict")
-    cfg = _override(cfg, tile_shape=a.tile, overlap=a.overlap, device=a.device, dtype=a.dtype)
+    cfg = _override(cfg, tile_shape=a.tile, overlap=a.overlap, device=a.device, dtype=a.dtype,
+                    resample=False if a.no_resample else None)
     from srbio.stages.predict import run_predict
 
     run_predict(a.model, a.input, a.output, cfg, spacing=a.spacing, progress=not a.quiet,
@@ -234,6 +235,8 @@ def _add_model_stages(add: Adder) -> None:
     s.add_argument("--overlap", type=int)
     s.add_argument("--device", help="auto, cpu, mps, cuda or cuda:N")
     s.add_argument("--dtype", choices=["uint16", "float32"])
+    s.add_argument("--no-resample", action="store_true",
+                   help="refuse an input whose pixel size is not the training one")
     s.add_argument("--allow-missing-chunks", action="store_true",
                    help="a zarr input whose writer skipped empty chunks (read as fill value)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

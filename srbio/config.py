@@ -260,6 +260,9 @@ class PredictConfig(Strict):
     batch_size: int = Field(4, ge=1)
     dtype: Literal["uint16", "float32"] = "uint16"
     chunk: int = Field(512, ge=16, description="lateral size of output chunks (HR px)")
+    resample: bool = Field(
+        True, description="resample an input whose lateral pixel size differs from the training "
+        "one (else refuse it)")
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:[0-9]+)?)$",
                         description="auto (CUDA, then MPS, then CPU), cpu, mps, cuda or cuda:N")
 

@@ -95,3 +95,17 @@ def band(array: np.ndarray, axis: int, bounds: tuple[int, int], factor: int = 1)
     idx = [slice(None)] * array.ndim
     idx[axis] = slice(bounds[0] * factor, bounds[1] * factor)
     return array[tuple(idx)]
+
+
+def resample_plane(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resample a 2D plane onto ``shape`` pixels covering the same field of view (float32).
+
+    Linear interpolation between pixel centres (the grids share their outer edges), with a
+    Gaussian anti-aliasing prefilter when the plane shrinks.
+    """
+    from skimage.transform import resize
+
+    plane = np.asarray(plane, np.float32)
+    shrinking = shape[0] < plane.shape[0] or shape[1] < plane.shape[1]
+    return resize(plane, shape, order=1, mode="edge", anti_aliasing=shrinking,
+                  preserve_range=True).astype(np.float32)

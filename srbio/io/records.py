@@ -322,7 +322,9 @@ class Prediction(Record):
     store: str
     model: str
     input: str
-    input_spacing: Spacing
+    input_spacing: Spacing = Field(description="the pixel size the network saw")
+    resampled_from: Spacing | None = Field(
+        None, description="the input's own pixel size, when it was resampled onto the training one")
     output_spacing: Spacing
     output_shape: list[int]
     scale: int

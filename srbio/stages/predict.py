@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from srbio.config import PredictConfig
-from srbio.core.grid import lateral_factors
+from srbio.core.grid import lateral_factors, resample_plane
 from srbio.io import create_ome_zarr, open_lazy, set_ome_zarr_attrs
 from srbio.io.atomic import atomic_path
+from srbio.io.image import load_pixels
 from srbio.io.outputs import claim
 from srbio.io.records import ModelHeader, Prediction, prediction_record_path
 from srbio.stages.common import as_spacing
@@ -21,16 +22,54 @@ from srbio.stages.common import as_spacing
 log = logging.getLogger(__name__)
 
 
-def _check_spacing(header: ModelHeader, spacing: tuple[float, ...], source: str | os.PathLike
-                   ) -> None:
-    """Warn when the input's lateral pixel size is not the one the model was trained at."""
+class ResampledVolume:
+    """A lazily read volume resampled plane by plane onto new lateral pixel counts.
+
+    Indexing by a z index (3D) gives that resampled plane; a 2D volume is indexed by slices.
+    The last plane is kept, so the tiles of one plane resample it once.
+    """
+
+    def __init__(self, data, lateral: tuple[int, int]) -> None:
+        self.data, self.lateral = data, lateral
+        self.shape = (*data.shape[:-2], *lateral)
+        self.ndim, self.dtype = data.ndim, np.dtype(np.float32)
+        self._cached: tuple[int, np.ndarray] | None = None
+
+    def plane(self, z: int) -> np.ndarray:
+        """The resampled plane ``z`` (0 for a 2D volume)."""
+        if self._cached is None or self._cached[0] != z:
+            src = self.data[z] if self.ndim == 3 else self.data
+            self._cached = (z, resample_plane(load_pixels(src, source=f"plane {z}"), self.lateral))
+        return self._cached[1]
+
+    def __getitem__(self, key):
+        if self.ndim == 3 and isinstance(key, int | np.integer):
+            return self.plane(int(key))
+        return self.plane(0)[key]
+
+
+def _training_grid(data, sp: tuple[float, ...], header: ModelHeader, *, resample: bool,
+                   source: str | os.PathLike) -> tuple[object, tuple[float, ...], list | None]:
+    """The input on the lateral pixel size the model was trained at (resampled if needed).
+
+    Returns the data, its spacing and the original spacing when it was resampled (else None).
+    """
     if header.spacing is None:
-        return
-    trained = np.asarray(header.spacing.lr[-2:])
-    if not np.allclose(np.asarray(spacing[-2:]), trained, rtol=0.01):
-        log.warning("%s: lateral pixel size %s µm differs from the %s µm the model was trained "
-                    "at; structures will come out at the wrong size (resample the input first)",
-                    source, [float(s) for s in spacing[-2:]], trained.tolist())
+        return data, sp, None
+    trained = tuple(float(s) for s in header.spacing.lr[-2:])
+    if np.allclose(sp[-2:], trained, rtol=0.01):
+        return data, sp, None
+    found = [float(s) for s in sp[-2:]]
+    if not resample:
+        raise ValueError(f"{source}: lateral pixel size {found} µm is not the {list(trained)} µm "
+                         f"the model was trained at; let srbio resample it (drop --no-resample) "
+                         f"or resample it yourself")
+    lateral = tuple(max(1, round(n * s / t)) for n, s, t in zip(data.shape[-2:], sp[-2:],
+                                                                    trained, strict=True))
+    log.warning("%s: lateral pixel size %s µm resampled onto the %s µm the model was trained at "
+                "(%s → %s pixels per plane)", source, found, list(trained), data.shape[-2:],
+                lateral)
+    return ResampledVolume(data, lateral), (*sp[:-2], *trained), list(sp)
 
 
 def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
@@ -53,6 +92,8 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
     scale, norm = header.network.scale, header.normalisation
     data, sp = open_lazy(input_path, spacing=as_spacing(spacing),
                          allow_missing_chunks=allow_missing_chunks)
+    data, sp, resampled_from = _training_grid(data, sp, header, resample=cfg.resample,
+                                              source=input_path)
     factors = lateral_factors(data.ndim, scale)
     out_shape = tuple(int(n * f) for n, f in zip(data.shape, factors, strict=True))
     out_spacing = tuple(s / f for s, f in zip(sp, factors, strict=True))
@@ -62,7 +103,6 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
                                batch_size=cfg.batch_size, device=device)
     log.info("predict %s %s at %s µm → %s %s at %s µm on %s", input_path, data.shape, sp,
              output_path, out_shape, tuple(round(s, 5) for s in out_spacing), device)
-    _check_spacing(header, sp, input_path)
     prediction_record_path(output_path).unlink(missing_ok=True)  # never beside another store
     start = time.perf_counter()
     with atomic_path(output_path) as tmp:
@@ -76,7 +116,8 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
         seconds = time.perf_counter() - start
         record = Prediction(
             store=str(output_path), model=str(model_path), input=str(input_path),
-            input_spacing=list(sp), output_spacing=list(out_spacing), output_shape=list(out_shape),
+            input_spacing=list(sp), resampled_from=resampled_from,
+            output_spacing=list(out_spacing), output_shape=list(out_shape),
             scale=scale, tile_shape=list(cfg.tile_shape), overlap=cfg.overlap, dtype=cfg.dtype,
             device=str(device), seconds=round(seconds, 3),
             megapixels_per_second=round(float(np.prod(out_shape)) / 1e6 / seconds, 4),

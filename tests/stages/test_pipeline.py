@@ -152,18 +152,26 @@ def _tiny_model(path, spacing=None):
     return save_model_file(path, header, net.state_dict())
 
 
-def test_predict_warns_when_the_input_pixel_size_is_not_the_training_one(tmp_path, caplog):
+def test_an_input_at_another_pixel_size_is_resampled_onto_the_training_one(tmp_path):
     model = _tiny_model(tmp_path / "m.pt", spacing={"lr": [0.2, 0.2], "hr": [0.1, 0.1]})
-    image = np.random.default_rng(0).integers(1, 900, (24, 24)).astype(np.uint16)
-    write_tiff(tmp_path / "in.tif", image, spacing=(0.2, 0.2))
+    image = np.random.default_rng(0).integers(1, 900, (2, 24, 24)).astype(np.uint16)
+    write_tiff(tmp_path / "in.tif", image, spacing=(0.5, 0.2, 0.2))
     cfg = PredictConfig(tile_shape=(16, 16), overlap=2)
-    with caplog.at_level("WARNING"):
-        run_predict(model, tmp_path / "in.tif", tmp_path / "a.ome.zarr", cfg, progress=False)
-    assert "differs from" not in caplog.text
-    write_tiff(tmp_path / "coarse.tif", image, spacing=(1.0, 1.0))
-    with caplog.at_level("WARNING"):
-        run_predict(model, tmp_path / "coarse.tif", tmp_path / "b.ome.zarr", cfg, progress=False)
-    assert "coarse.tif: lateral pixel size [1.0, 1.0] µm differs from the [0.2, 0.2]" in caplog.text
+    same = run_predict(model, tmp_path / "in.tif", tmp_path / "a.ome.zarr", cfg, progress=False)
+    assert same.resampled_from is None and same.output_shape == [2, 48, 48]
+    write_tiff(tmp_path / "coarse.tif", image, spacing=(0.5, 0.25, 0.25))
+    rec = run_predict(model, tmp_path / "coarse.tif", tmp_path / "b.ome.zarr", cfg,
+                      progress=False)
+    # 24 px of 0.25 µm = 30 px of 0.2 µm: the network sees its training pixel size
+    assert rec.resampled_from == [0.5, 0.25, 0.25] and rec.input_spacing == [0.5, 0.2, 0.2]
+    assert rec.output_shape == [2, 60, 60] and rec.output_spacing == pytest.approx([0.5, 0.1, 0.1])
+    data, spacing = open_lazy(tmp_path / "b.ome.zarr")
+    assert data.shape == (2, 60, 60) and spacing == pytest.approx((0.5, 0.1, 0.1))
+    with pytest.raises(ValueError, match=r"coarse.tif: lateral pixel size \[0.25, 0.25\] µm is "
+                                         r"not the \[0.2, 0.2\] µm the model was trained at"):
+        run_predict(model, tmp_path / "coarse.tif", tmp_path / "c.ome.zarr",
+                    cfg.model_copy(update={"resample": False}), progress=False)
+    assert not (tmp_path / "c.ome.zarr").exists()
 
 
 def test_predict_refuses_nan_input_and_leaves_no_output(tmp_path):
