@@ -98,3 +98,22 @@ def test_a_normalisation_file_without_its_ranges_is_named(capsys, tmp_path):
     code, err = srbio(capsys, "train", "--patches", tmp_path / "p.zarr", "--normalisation",
                       norm, "--out", tmp_path / "t")
     assert code == 2 and "norm.json: no version tag" in err and not (tmp_path / "t").exists()
+
+
+def test_evaluating_a_model_of_another_scale_is_named(capsys, tmp_path, pair2d):
+    from srbio.config import RegisterConfig
+    from srbio.stages.crop import run_crop
+    from srbio.stages.register import run_register
+
+    run_register(pair2d["hr"], pair2d["lr"], tmp_path / "reg",
+                 RegisterConfig(transform="rigid", metric="correlation"))
+    crop = run_crop(tmp_path / "reg", pair2d["hr"], tmp_path / "crop").root
+    net = build_network("rcan", scale=3, preset="tiny")
+    header = ModelHeader(network=NetworkSpec.from_config(net.config),
+                         normalisation=Normalisation(lr=Range(vmin=0, vmax=1000),
+                                                     hr=Range(vmin=0, vmax=1000)))
+    model = save_model_file(tmp_path / "x3.pt", header, net.state_dict())
+    code, err = srbio(capsys, "evaluate", "--model", model, "--crops", crop, "--out",
+                      tmp_path / "ev")
+    assert code == 2 and "pair crop was cropped at scale 2 but the model upsamples by 3" in err
+    assert not (tmp_path / "ev").exists()

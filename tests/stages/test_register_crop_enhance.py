@@ -80,7 +80,8 @@ def test_skipped_pair_is_written_flagged_and_left_out_of_training(tmp_path, pair
         load_pairs([tmp_path / "bad"])
 
 
-def test_scale_auto_resamples_a_non_integer_ratio_onto_hr_times_scale(tmp_path, hr2d_path):
+def test_scale_auto_resamples_a_non_integer_ratio_onto_hr_times_scale(tmp_path, hr2d_path,
+                                                                      caplog):
     hr, spacing = read_image(hr2d_path)
     sim = simulate_lr(hr, spacing=spacing, factor=3.25, seed=2, affine_strength=0.0,
                       deformation_um=0.0)
@@ -90,6 +91,8 @@ def test_scale_auto_resamples_a_non_integer_ratio_onto_hr_times_scale(tmp_path, 
                  RegisterConfig(**RIGID, scale="auto"), truth=tmp_path / "truth.tfm")
     m = Registration.read(RegisterFiles(tmp_path / "reg").record)
     assert m.scale == 3 and m.pixel_size_ratio == pytest.approx(3.25)
+    assert any(r.levelname == "WARNING" and "ratio LR/HR is 3.250, scale is 3" in r.getMessage()
+               for r in caplog.records)  # said out loud, not at INFO
     assert m.grid_spacing == pytest.approx([s * 3 for s in spacing])
     assert m.tre_mean_px < 0.3
     _, sp = read_image(tmp_path / "reg" / "moving_resampled.tif")
