@@ -11,33 +11,16 @@ import pytest
 import tifffile
 import zarr
 
-from srbio.cli import main
-from srbio.io.modelfile import save_model_file
-from srbio.io.records import ModelHeader, NetworkSpec, Normalisation, Range
-from srbio.models import build_network
-
-
-def srbio(capsys, *args) -> tuple[int, str]:
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err
-
 
 def sha(path) -> str:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    net = build_network("rcan", scale=2, preset="tiny")
-    header = ModelHeader(network=NetworkSpec.from_config(net.config),
-                         normalisation=Normalisation(lr=Range(vmin=0, vmax=1000),
-                                                     hr=Range(vmin=0, vmax=1000)))
-    return save_model_file(tmp_path_factory.mktemp("m") / "m.pt", header, net.state_dict())
 
 
-def predict(capsys, model, src, out, *extra):
-    return srbio(capsys, "predict", "--model", model, "--input", src, "--output", out,
+def predict(srbio, model, src, out, *extra):
+    return srbio("predict", "--model", model, "--input", src, "--output", out,
                  "--quiet", "--tile", "32", "32", "--overlap", "4", *extra)
 
 
@@ -45,14 +28,14 @@ def planes(n=4, h=40, w=48):
     return np.random.default_rng(0).integers(100, 900, (n, h, w)).astype(np.uint16)
 
 
-def test_a_truncated_uncompressed_stack_is_not_read_as_its_first_plane(capsys, tmp_path, model):
+def test_a_truncated_uncompressed_stack_is_not_read_as_its_first_plane(srbio, tmp_path, model):
     full = tmp_path / "full.tif"
     tifffile.imwrite(full, planes(), imagej=True, resolution=(5, 5),
                      metadata={"axes": "ZYX", "unit": "um", "spacing": 0.5})
     cut = tmp_path / "cut.tif"
     cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.6)])
     before = sha(cut)
-    code, err = predict(capsys, model, cut, tmp_path / "o.ome.zarr")
+    code, err = predict(srbio, model, cut, tmp_path / "o.ome.zarr")
     assert code == 2 and "cut.tif: holds 1 of the 4 planes its ImageJ metadata announces" in err
     assert not (tmp_path / "o.ome.zarr").exists() and sha(cut) == before
 
@@ -62,11 +45,11 @@ def test_a_truncated_uncompressed_stack_is_not_read_as_its_first_plane(capsys, t
     (planes(6), {"imagej": True, "metadata": {"axes": "CYX"}}, "channel axis has 6 entries"),
     (planes(5), {"imagej": True, "metadata": {"axes": "TYX"}}, "time axis has 5 entries"),
 ])
-def test_channel_rgb_and_time_axes_are_refused_not_read_as_z(capsys, tmp_path, model, data, kw,
+def test_channel_rgb_and_time_axes_are_refused_not_read_as_z(srbio, tmp_path, model, data, kw,
                                                              what):
     path = tmp_path / "multi.tif"
     tifffile.imwrite(path, data, **kw)
-    code, err = predict(capsys, model, path, tmp_path / "o.ome.zarr", "--spacing", "0.2", "0.2")
+    code, err = predict(srbio, model, path, tmp_path / "o.ome.zarr", "--spacing", "0.2", "0.2")
     assert code == 2 and f"multi.tif: its {what}" in err and "single-channel" in err
     assert not (tmp_path / "o.ome.zarr").exists()
 
@@ -81,17 +64,17 @@ def test_singleton_axes_are_dropped_and_a_plain_stack_is_z(tmp_path):
     assert open_lazy(tmp_path / "plain.tif", spacing=(1, 1, 1))[0].shape == (5, 40, 48)
 
 
-def test_a_zarr_with_a_missing_chunk_is_refused_unless_allowed(capsys, tmp_path, model):
+def test_a_zarr_with_a_missing_chunk_is_refused_unless_allowed(srbio, tmp_path, model):
     store = tmp_path / "vol.zarr"
     arr = zarr.create_array(str(store), shape=(2, 40, 48), chunks=(1, 20, 24), dtype="uint16")
     arr[:] = planes(2)
     arr.attrs.update({"axes": ["z", "y", "x"], "spacing": [0.5, 0.2, 0.2]})
     os.remove(store / "c" / "1" / "1" / "0")  # a chunk lost in a copy
     before = sha(store)
-    code, err = predict(capsys, model, store, tmp_path / "o.ome.zarr")
+    code, err = predict(srbio, model, store, tmp_path / "o.ome.zarr")
     assert code == 2 and "vol.zarr: 1 of its 8 chunks are missing" in err
     assert "fill value 0" in err and not (tmp_path / "o.ome.zarr").exists()
-    code, err = predict(capsys, model, store, tmp_path / "o.ome.zarr", "--allow-missing-chunks")
+    code, err = predict(srbio, model, store, tmp_path / "o.ome.zarr", "--allow-missing-chunks")
     assert code == 0 and sha(store) == before
 
 
@@ -104,9 +87,9 @@ def test_srbio_writes_every_chunk_of_its_own_outputs(tmp_path):
     assert open_lazy(tmp_path / "z.ome.zarr")[0].shape == (40, 48)
 
 
-def test_a_constant_input_is_predicted_with_a_warning(capsys, tmp_path, model):
+def test_a_constant_input_is_predicted_with_a_warning(srbio, tmp_path, model):
     flat = tmp_path / "flat.tif"
     tifffile.imwrite(flat, np.full((40, 48), 7, np.uint16), imagej=True, resolution=(5, 5),
                      metadata={"unit": "um"})
-    code, err = predict(capsys, model, flat, tmp_path / "o.ome.zarr")
+    code, err = predict(srbio, model, flat, tmp_path / "o.ome.zarr")
     assert code == 0 and "the input is constant (every pixel is 7)" in err

@@ -7,25 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from srbio.cli import main
 from srbio.io import write_tiff
-from srbio.io.modelfile import save_model_file
-from srbio.io.records import ModelHeader, NetworkSpec, Normalisation, Range
-from srbio.models import build_network
-
-
-def srbio(capsys, *args) -> tuple[int, str]:
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    net = build_network("rcan", scale=2, preset="tiny")
-    header = ModelHeader(network=NetworkSpec.from_config(net.config),
-                         normalisation=Normalisation(lr=Range(vmin=0, vmax=1000),
-                                                     hr=Range(vmin=0, vmax=1000)))
-    return save_model_file(tmp_path_factory.mktemp("m") / "m.pt", header, net.state_dict())
+from tests.reliability.conftest import tiny_model
 
 
 @pytest.fixture
@@ -45,11 +28,11 @@ def test_a_truncated_compressed_tiff_is_named_not_a_zlib_traceback(tmp_path, lr)
         read_image(cut)
 
 
-def test_a_truncated_tiff_through_predict_exits_2_and_leaves_nothing(capsys, tmp_path, lr, model):
+def test_a_truncated_tiff_through_predict_exits_2_and_leaves_nothing(srbio, tmp_path, lr, model):
     data = lr.read_bytes()
     cut = tmp_path / "cut.tif"
     cut.write_bytes(data[: int(len(data) * 0.6)])
-    code, err = srbio(capsys, "predict", "--model", model, "--input", cut, "--output",
+    code, err = srbio("predict", "--model", model, "--input", cut, "--output",
                       tmp_path / "o.ome.zarr", "--quiet", "--tile", "16", "16", "--overlap", "2")
     assert code == 2 and "cut.tif" in err and "Traceback" not in err
     assert not (tmp_path / "o.ome.zarr").exists() and not (tmp_path / "o.json").exists()
@@ -59,10 +42,10 @@ class Payload:
     """Any non-tensor object: what a malicious model file would carry."""
 
 
-def test_a_pickled_model_is_refused_without_torchs_unpickling_advice(capsys, tmp_path, lr):
+def test_a_pickled_model_is_refused_without_torchs_unpickling_advice(srbio, tmp_path, lr):
     bad = tmp_path / "evil.pt"
     torch.save({"format": "srbio-model/2", "header": Payload()}, bad, pickle_module=pickle)
-    code, err = srbio(capsys, "predict", "--model", bad, "--input", lr, "--output",
+    code, err = srbio("predict", "--model", bad, "--input", lr, "--output",
                       tmp_path / "o.ome.zarr", "--quiet")
     assert code == 2 and "evil.pt: not a readable srbio model file" in err
     assert "weights_only=False" not in err and "not loaded, for safety" in err
@@ -74,33 +57,33 @@ def test_a_pickled_model_is_refused_without_torchs_unpickling_advice(capsys, tmp
     (["--tile", "-4", "64"], "tile_shape.0"),
     (["--overlap", "40", "--tile", "64", "64"], "overlap 40 must be less than half"),
 ])
-def test_bad_prediction_options_are_named(capsys, tmp_path, lr, model, args, message):
+def test_bad_prediction_options_are_named(srbio, tmp_path, lr, model, args, message):
     if args[:2] == ["--device", "cuda:7"] and torch.cuda.device_count() > 7:
         pytest.skip("this machine has 8 CUDA devices")
-    code, err = srbio(capsys, "predict", "--model", model, "--input", lr, "--output",
+    code, err = srbio("predict", "--model", model, "--input", lr, "--output",
                       tmp_path / "o.ome.zarr", "--quiet", *args)
     assert code == 2 and message in err, err
     assert not (tmp_path / "o.ome.zarr").exists()
 
 
-def test_a_normalisation_file_without_its_ranges_is_named(capsys, tmp_path):
+def test_a_normalisation_file_without_its_ranges_is_named(srbio, tmp_path):
     from srbio.io.records import Patches
 
     Patches(store="p.zarr", scale=2, size=16, counts={}, pairs=["a"], lr_spacing=[0.2, 0.2],
             hr_spacing=[0.1, 0.1], split={}).write(tmp_path / "p.json")
     norm = tmp_path / "norm.json"
     norm.write_text(json.dumps({"record": "srbio.normalisation/1", "lr": {"vmin": 0, "vmax": 1}}))
-    code, err = srbio(capsys, "train", "--patches", tmp_path / "p.zarr", "--normalisation",
+    code, err = srbio("train", "--patches", tmp_path / "p.zarr", "--normalisation",
                       norm, "--out", tmp_path / "t")
     assert code == 2 and "norm.json: invalid srbio.normalisation/1 record (hr: Field required)" \
         in err
     norm.write_text(json.dumps({"lr": [0, 1], "hr": [0, 1]}))  # srbio 0.1.0's format
-    code, err = srbio(capsys, "train", "--patches", tmp_path / "p.zarr", "--normalisation",
+    code, err = srbio("train", "--patches", tmp_path / "p.zarr", "--normalisation",
                       norm, "--out", tmp_path / "t")
     assert code == 2 and "norm.json: no version tag" in err and not (tmp_path / "t").exists()
 
 
-def test_evaluating_a_model_of_another_scale_is_named(capsys, tmp_path, pair2d):
+def test_evaluating_a_model_of_another_scale_is_named(srbio, tmp_path, pair2d):
     from srbio.config import RegisterConfig
     from srbio.stages.crop import run_crop
     from srbio.stages.register import run_register
@@ -108,12 +91,8 @@ def test_evaluating_a_model_of_another_scale_is_named(capsys, tmp_path, pair2d):
     run_register(pair2d["hr"], pair2d["lr"], tmp_path / "reg",
                  RegisterConfig(transform="rigid", metric="correlation"))
     crop = run_crop(tmp_path / "reg", pair2d["hr"], tmp_path / "crop").root
-    net = build_network("rcan", scale=3, preset="tiny")
-    header = ModelHeader(network=NetworkSpec.from_config(net.config),
-                         normalisation=Normalisation(lr=Range(vmin=0, vmax=1000),
-                                                     hr=Range(vmin=0, vmax=1000)))
-    model = save_model_file(tmp_path / "x3.pt", header, net.state_dict())
-    code, err = srbio(capsys, "evaluate", "--model", model, "--crops", crop, "--out",
+    model = tiny_model(tmp_path / "x3.pt", scale=3)
+    code, err = srbio("evaluate", "--model", model, "--crops", crop, "--out",
                       tmp_path / "ev")
     assert code == 2 and "pair crop was cropped at scale 2 but the model upsamples by 3" in err
     assert not (tmp_path / "ev").exists()

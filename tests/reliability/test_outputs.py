@@ -12,12 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from srbio.cli import main
 from srbio.config import RegisterConfig
 from srbio.io import write_tiff
-from srbio.io.modelfile import save_model_file
 from srbio.io.outputs import MARKER, owner
-from srbio.io.records import ModelHeader, NetworkSpec, Normalisation, Range
 from srbio.stages.crop import run_crop
 from srbio.stages.register import run_register
 
@@ -32,9 +29,6 @@ def digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def srbio(capsys, *args) -> tuple[int, str]:
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +37,6 @@ def crop(tmp_path_factory, pair2d) -> Path:
     run_register(pair2d["hr"], pair2d["lr"], root / "register",
                  RegisterConfig(transform="rigid", metric="correlation"))
     return run_crop(root / "register", pair2d["hr"], root / "crop").root
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    from srbio.models import build_network
-
-    net = build_network("rcan", scale=2, preset="tiny")
-    header = ModelHeader(network=NetworkSpec.from_config(net.config),
-                         normalisation=Normalisation(lr=Range(vmin=0, vmax=1000),
-                                                     hr=Range(vmin=0, vmax=1000)))
-    return save_model_file(tmp_path_factory.mktemp("model") / "m.pt", header, net.state_dict())
 
 
 @pytest.fixture
@@ -69,17 +52,17 @@ def foreign_folder(path: Path) -> Path:
     return path
 
 
-def test_predict_onto_an_unrelated_folder_is_refused_and_the_folder_kept(capsys, tmp_path, model,
+def test_predict_onto_an_unrelated_folder_is_refused_and_the_folder_kept(srbio, tmp_path, model,
                                                                           small_lr):
     target = foreign_folder(tmp_path / "mine")
     before = digest(target)
-    code, err = srbio(capsys, "predict", "--model", model, "--input", small_lr, "--output",
+    code, err = srbio("predict", "--model", model, "--input", small_lr, "--output",
                       target, "--quiet", "--overwrite")
     assert code == 2 and "mine: exists and is not an output of srbio predict" in err
     assert "a folder of 2 entries (notes.txt, sub)" in err and digest(target) == before
 
 
-def test_predict_onto_its_own_input_is_refused(capsys, tmp_path, model):
+def test_predict_onto_its_own_input_is_refused(srbio, tmp_path, model):
     from srbio.io import create_ome_zarr
 
     store = tmp_path / "in.ome.zarr"
@@ -87,69 +70,69 @@ def test_predict_onto_its_own_input_is_refused(capsys, tmp_path, model):
                           spacing=(0.2, 0.2))
     arr[:] = np.arange(1024, dtype=np.uint16).reshape(32, 32)
     before = digest(store)
-    code, err = srbio(capsys, "predict", "--model", model, "--input", store, "--output", store,
+    code, err = srbio("predict", "--model", model, "--input", store, "--output", store,
                       "--overwrite", "--quiet")
     assert code == 2 and "the output is the input" in err and digest(store) == before
 
 
-def test_an_earlier_prediction_is_replaced_only_when_asked(capsys, tmp_path, model, small_lr):
+def test_an_earlier_prediction_is_replaced_only_when_asked(srbio, tmp_path, model, small_lr):
     out = tmp_path / "p.ome.zarr"
-    assert srbio(capsys, "predict", "--model", model, "--input", small_lr, "--output", out,
+    assert srbio("predict", "--model", model, "--input", small_lr, "--output", out,
                  "--quiet")[0] == 0
     assert owner(out) == "predict" and owner(tmp_path / "p.json") == "predict"
     (out / "my_annotations.csv").write_text("x,y\n1,2\n")  # the user's file inside
     before = digest(out)
-    code, err = srbio(capsys, "predict", "--model", model, "--input", small_lr, "--output", out,
+    code, err = srbio("predict", "--model", model, "--input", small_lr, "--output", out,
                       "--quiet")
     assert code == 2 and "holds an earlier srbio predict output; pass --overwrite" in err
     assert digest(out) == before
-    assert srbio(capsys, "predict", "--model", model, "--input", small_lr, "--output", out,
+    assert srbio("predict", "--model", model, "--input", small_lr, "--output", out,
                  "--quiet", "--overwrite")[0] == 0
     assert not (out / "my_annotations.csv").exists()  # replaced whole, as asked
 
 
-def test_normalise_onto_a_tiff_patches_onto_a_crop_crop_around_its_hr(capsys, tmp_path, crop,
+def test_normalise_onto_a_tiff_patches_onto_a_crop_crop_around_its_hr(srbio, tmp_path, crop,
                                                                        pair2d):
     tif = write_tiff(tmp_path / "image.tif", np.ones((8, 8), np.uint16), spacing=(1, 1))
     before = {p: digest(p) for p in (tif, crop, pair2d["hr"])}
-    code, err = srbio(capsys, "normalise", "--crops", crop, "--out", tif, "--overwrite")
+    code, err = srbio("normalise", "--crops", crop, "--out", tif, "--overwrite")
     assert code == 2 and "image.tif: exists and is not an output of srbio normalise" in err
-    code, err = srbio(capsys, "patches", "--crops", crop, "--out", crop, "--overwrite")
+    code, err = srbio("patches", "--crops", crop, "--out", crop, "--overwrite")
     assert code == 2 and "the output is the input" in err
-    code, err = srbio(capsys, "crop", "--registered", crop.parent / "register", "--hr",
+    code, err = srbio("crop", "--registered", crop.parent / "register", "--hr",
                       pair2d["hr"], "--out", pair2d["hr"].parent, "--overwrite")
     assert code == 2 and "the output contains the input" in err
     assert {p: digest(p) for p in before} == before
 
 
-def test_train_into_a_folder_of_foreign_logs_is_refused(capsys, tmp_path):
+def test_train_into_a_folder_of_foreign_logs_is_refused(srbio, tmp_path):
     out = tmp_path / "run"
     for sub in ("logs", "checkpoints"):
         (out / sub).mkdir(parents=True)
         (out / sub / "keep.txt").write_text("someone else's")
     before = digest(out)
-    code, err = srbio(capsys, "train", "--patches", tmp_path / "p.zarr", "--normalisation",
+    code, err = srbio("train", "--patches", tmp_path / "p.zarr", "--normalisation",
                       tmp_path / "n.json", "--out", out, "--overwrite")
     assert code == 2 and "run: exists and is not an output of srbio train" in err
     assert digest(out) == before
 
 
-def test_an_output_where_a_file_stands_in_the_way_is_named(capsys, tmp_path, pair2d):
+def test_an_output_where_a_file_stands_in_the_way_is_named(srbio, tmp_path, pair2d):
     (tmp_path / "file").write_text("x")
-    code, err = srbio(capsys, "register", "--fixed", pair2d["hr"], "--moving", pair2d["lr"],
+    code, err = srbio("register", "--fixed", pair2d["hr"], "--moving", pair2d["lr"],
                       "--out", tmp_path / "file" / "reg")
     assert code == 2 and "file is a file, not a folder" in err
 
 
-def test_outputs_of_another_stage_are_not_replaced(capsys, tmp_path, crop, pair2d):
+def test_outputs_of_another_stage_are_not_replaced(srbio, tmp_path, crop, pair2d):
     before = digest(crop)
-    code, err = srbio(capsys, "register", "--fixed", pair2d["hr"], "--moving", pair2d["lr"],
+    code, err = srbio("register", "--fixed", pair2d["hr"], "--moving", pair2d["lr"],
                       "--out", crop, "--overwrite")
     assert code == 2 and "(it is an srbio crop output)" in err and digest(crop) == before
     assert (crop / MARKER).exists() and owner(crop) == "crop"
 
 
-def test_a_partial_output_of_a_killed_process_is_removed_by_the_next_run(capsys, tmp_path,
+def test_a_partial_output_of_a_killed_process_is_removed_by_the_next_run(srbio, tmp_path,
                                                                          model, small_lr):
     dead = 2 ** 22 + 12345  # above the default pid_max: no such process
     debris = tmp_path / f".p.ome.zarr.tmp-{socket.gethostname()}-{dead}"
@@ -157,19 +140,19 @@ def test_a_partial_output_of_a_killed_process_is_removed_by_the_next_run(capsys,
     (debris / "zarr.json").write_text("{}")
     alive = tmp_path / f".p.ome.zarr.tmp-{socket.gethostname()}-{os.getpid()}x"  # not a pid
     alive.mkdir()
-    assert srbio(capsys, "predict", "--model", model, "--input", small_lr, "--output",
+    assert srbio("predict", "--model", model, "--input", small_lr, "--output",
                  tmp_path / "p.ome.zarr", "--quiet")[0] == 0
     assert not debris.exists() and alive.exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".p.")) == [alive.name]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
-def test_an_unwritable_output_folder_is_refused_before_any_work(capsys, tmp_path, pair2d):
+def test_an_unwritable_output_folder_is_refused_before_any_work(srbio, tmp_path, pair2d):
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        code, err = srbio(capsys, "register", "--fixed", pair2d["hr"], "--moving", pair2d["lr"],
+        code, err = srbio("register", "--fixed", pair2d["hr"], "--moving", pair2d["lr"],
                           "--out", locked / "reg")
     finally:
         locked.chmod(0o700)
