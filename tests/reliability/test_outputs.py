@@ -146,14 +146,15 @@ def test_a_partial_output_of_a_killed_process_is_removed_by_the_next_run(srbio, 
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".p.")) == [alive.name]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
-def test_an_unwritable_output_folder_is_refused_before_any_work(srbio, tmp_path, pair2d):
+def test_an_unwritable_output_folder_is_refused_before_any_work(srbio, tmp_path, pair2d,
+                                                               monkeypatch):
+    """As a user without write permission sees it (os.access says no; root would pass)."""
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        code, err = srbio("register", "--fixed", pair2d["hr"], "--moving", pair2d["lr"],
-                          "--out", locked / "reg")
-    finally:
-        locked.chmod(0o700)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == locked
+                        else real_access(path, mode))
+    code, err = srbio("register", "--fixed", pair2d["hr"], "--moving", pair2d["lr"],
+                      "--out", locked / "reg")
     assert code == 2 and "locked is not writable" in err
+    assert "registration stage" not in err and list(locked.iterdir()) == []
