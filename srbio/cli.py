@@ -140,6 +140,30 @@ def cmd_report(a: argparse.Namespace) -> None:
                overwrite=a.overwrite)
 
 
+def cmd_models(a: argparse.Namespace) -> None:
+    """List every network and preset with its parameters and FLOPs per output pixel."""
+    import json
+
+    from srbio.models.registry import check_scale
+
+    if a.network:
+        check_scale(a.network, a.scale)
+    from srbio.models.summary import describe
+
+    rows = [r for r in describe(scale=a.scale, channels=a.channels)
+            if a.network in (None, r["name"])]
+    if a.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"networks at scale {a.scale}, {a.channels} channel(s); FLOPs count multiply and add")
+    print(f"{'name':6s} {'preset':9s} {'parameters':>12s} {'FLOP / output px':>17s}  reference")
+    for r in rows:
+        star = "*" if r["default"] else " "
+        print(f"{r['name']:6s} {r['preset'] + star:9s} {r['parameters']:12,d} "
+              f"{r['flops_per_output_pixel']:17,.0f}  {r['reference']}")
+    print("* the network's default preset (model.preset)")
+
+
 def cmd_schema(a: argparse.Namespace) -> None:
     """Print the JSON schema."""
     from srbio.config import json_schema
@@ -264,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="debug logging")
         if settings:
             _settings(sp)
-        if name not in ("schema", "validate"):
+        if name not in ("schema", "validate", "models"):
             _overwrite(sp)
         return sp
 
@@ -276,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--training", required=True, help="training.json of `srbio train`")
     s.add_argument("--normalisation", required=True)
     s.add_argument("--registrations", nargs="+", required=True, help="registration.json files")
+    s = add("models", cmd_models, "list networks and presets: parameters, FLOPs per pixel", False)
+    s.add_argument("--scale", type=int, default=2)
+    s.add_argument("--channels", type=int, default=1)
+    s.add_argument("--network", help="only this network")
+    s.add_argument("--json", action="store_true", help="a JSON list of objects")
     add("schema", cmd_schema, "print the JSON schema of config.yaml", False)
     s = add("validate", cmd_validate, "validate a config file", False)
     s.add_argument("config")

@@ -207,7 +207,7 @@ class ModelConfig(Strict):
 
     name: str = Field("rcan", description=f"network: {', '.join(sorted(NETWORKS))}")
     preset: str | None = Field(None, description="named parameter set (default: the network's)")
-    params: dict[str, Annotated[int, Field(ge=1)]] = Field(
+    params: dict[str, Annotated[int, Field(ge=1)] | Annotated[float, Field(gt=0)]] = Field(
         {}, description="parameters overriding the preset's, e.g. {n_groups: 3}")
 
     @model_validator(mode="after")
@@ -298,6 +298,10 @@ class Config(Strict):
             dup = sorted({n for n in names if names.count(n) > 1})
             if dup:
                 raise ValueError(f"{label}: names must be unique, repeated: {dup}")
+        smallest = network_info(self.model.name).min_input
+        if self.patches.size < smallest:
+            raise ValueError(f"patches.size {self.patches.size} is smaller than the "
+                             f"{smallest} pixels network {self.model.name!r} needs")
         scale = self.registration.scale
         if scale != "auto":
             try:

@@ -38,7 +38,10 @@ def test_the_shipped_config_is_valid():
      ({**MINIMAL, "model": {"name": "srgan"}}, "unknown network 'srgan'"),
      ({**MINIMAL, "model": {"preset": "huge"}}, "unknown preset 'huge'"),
      ({**MINIMAL, "model": {"params": {"depth": 3}}}, "no parameter 'depth'"),
-     ({**MINIMAL, "version": 2}, r"version.*1")],
+     ({**MINIMAL, "version": 2}, r"version.*1"),
+     ({**MINIMAL, "model": {"name": "rlfn"}, "patches": {"size": 12}},
+      "patches.size 12 is smaller than the 15 pixels network 'rlfn' needs"),
+     ({**MINIMAL, "model": {"name": "edsr", "params": {"res_scale": -1}}}, "res_scale")],
 )
 def test_bad_configs_name_the_key_and_value(data, pattern):
     with pytest.raises(ValueError, match=pattern):

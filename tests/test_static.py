@@ -23,7 +23,7 @@ LAYERS = {
     "srbio.inference": ("srbio.core", "srbio.io", "srbio.models"),
     "srbio.stages": ("srbio.core", "srbio.io", "srbio.models", "srbio.train", "srbio.inference",
                      "srbio.config", "srbio.provenance"),
-    "srbio.cli": ("srbio.config", "srbio.stages", "srbio.__init__"),
+    "srbio.cli": ("srbio.config", "srbio.stages", "srbio.models", "srbio.__init__"),
     "srbio.__main__": ("srbio.cli",),
     "srbio.__init__": (),
 }

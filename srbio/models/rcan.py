@@ -7,10 +7,10 @@ assumption: inputs are images normalised with fixed dataset-wide values.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
+
+from srbio.models.common import pixel_shuffle_upsampler
 
 
 class ChannelAttention(nn.Module):
@@ -85,7 +85,7 @@ class RCAN(nn.Module):
         self.body = nn.Sequential(*[ResidualGroup(n_feats, n_blocks, reduction)
                                     for _ in range(n_groups)],
                                   nn.Conv2d(n_feats, n_feats, 3, padding=1))
-        self.upsample = _upsampler(scale, n_feats)
+        self.upsample = pixel_shuffle_upsampler(scale, n_feats, name="RCAN")
         self.tail = nn.Conv2d(n_feats, in_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,18 +93,3 @@ class RCAN(nn.Module):
         feats = self.head(x)
         feats = feats + self.body(feats)
         return self.tail(self.upsample(feats))
-
-
-def _upsampler(scale: int, channels: int) -> nn.Module:
-    if scale == 1:
-        return nn.Identity()
-    layers: list[nn.Module] = []
-    if scale & (scale - 1) == 0:
-        for _ in range(int(math.log2(scale))):
-            layers += [nn.Conv2d(channels, 4 * channels, 3, padding=1), nn.PixelShuffle(2)]
-    elif scale == 3:
-        layers += [nn.Conv2d(channels, 9 * channels, 3, padding=1), nn.PixelShuffle(3)]
-    else:
-        raise ValueError(f"RCAN supports scale 1, 3 or a power of 2, got {scale}")
-    return nn.Sequential(*layers)
-

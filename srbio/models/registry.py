@@ -41,6 +41,7 @@ class NetworkInfo:
     default_preset: str
     description: str = ""
     reference: str = field(default="", compare=False)
+    min_input: int = 1  # smallest input side (pixels) the network accepts
 
 
 NETWORKS: dict[str, NetworkInfo] = {
@@ -55,6 +56,29 @@ NETWORKS: dict[str, NetworkInfo] = {
         default_preset="small",
         description="residual channel attention network",
         reference="Zhang et al., ECCV 2018",
+    ),
+    "edsr": NetworkInfo(
+        name="edsr", module="srbio.models.edsr", builder="EDSR", scales=(1, 2, 3, 4, 8),
+        presets={
+            "baseline": {"n_blocks": 16, "n_feats": 64, "res_scale": 1.0},
+            "large": {"n_blocks": 32, "n_feats": 256, "res_scale": 0.1},
+        },
+        parameters=("n_blocks", "n_feats", "res_scale"),
+        default_preset="baseline",
+        description="enhanced deep residual network (no batch norm, residual scaling)",
+        reference="Lim et al., CVPRW 2017",
+    ),
+    "rlfn": NetworkInfo(
+        name="rlfn", module="srbio.models.rlfn", builder="RLFN", scales=(1, 2, 3, 4, 8),
+        presets={
+            "paper": {"n_blocks": 6, "n_feats": 52, "mid_feats": 52, "esa_feats": 16},
+            "ntire": {"n_blocks": 4, "n_feats": 46, "mid_feats": 48, "esa_feats": 16},
+        },
+        parameters=("n_blocks", "n_feats", "mid_feats", "esa_feats"),
+        default_preset="paper",
+        description="residual local feature network (spatial attention, one sub-pixel conv)",
+        reference="Kong et al., CVPRW 2022 (NTIRE 2022 efficient SR winner: preset ntire)",
+        min_input=15,
     ),
 }
 

@@ -17,6 +17,7 @@ from srbio.io.atomic import atomic_path
 from srbio.io.image import load_pixels
 from srbio.io.outputs import claim
 from srbio.io.records import ModelHeader, Prediction, prediction_record_path
+from srbio.models.registry import network_info
 from srbio.stages.common import as_spacing
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,19 @@ def _training_grid(data, sp: tuple[float, ...], header: ModelHeader, *, resample
     return ResampledVolume(data, lateral), (*sp[:-2], *trained), list(sp)
 
 
+def _load(model_path: str | os.PathLike, cfg: PredictConfig) -> tuple:
+    """The network on its device, its header, the device; tiles checked against the network."""
+    from srbio.inference import load_model, resolve_device
+
+    device = resolve_device(cfg.device)
+    model, header = load_model(model_path, device=device)
+    smallest = network_info(header.network.name).min_input
+    if min(cfg.tile_shape) < smallest:
+        raise ValueError(f"tile {list(cfg.tile_shape)} is smaller than the {smallest} pixels "
+                         f"network {header.network.name!r} needs (predict.tile_shape)")
+    return model, header, device
+
+
 def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
                 output_path: str | os.PathLike, cfg: PredictConfig, *,
                 spacing: list[float] | None = None, progress: bool = True,
@@ -85,10 +99,9 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
     """
     for path in (output_path, prediction_record_path(output_path)):
         claim(path, "predict", inputs=[model_path, input_path], overwrite=overwrite)
-    from srbio.inference import TiledPredictor, load_model, predict_to_zarr, resolve_device
+    from srbio.inference import TiledPredictor, predict_to_zarr
 
-    device = resolve_device(cfg.device)
-    model, header = load_model(model_path, device=device)
+    model, header, device = _load(model_path, cfg)
     scale, norm = header.network.scale, header.normalisation
     data, sp = open_lazy(input_path, spacing=as_spacing(spacing),
                          allow_missing_chunks=allow_missing_chunks)

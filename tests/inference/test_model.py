@@ -67,3 +67,15 @@ def test_broken_model_files_fail_with_a_message_naming_them(tmp_path):
         load_model(tmp_path / "unknown.pt")
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_model(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize(("name", "params"), [
+    ("edsr", {"n_blocks": 2, "n_feats": 8, "res_scale": 0.1}),
+    ("rlfn", {"n_blocks": 1, "n_feats": 8, "mid_feats": 12, "esa_feats": 4})])
+def test_every_network_round_trips_through_the_model_file(tmp_path, name, params):
+    torch.manual_seed(0)
+    net = build_network(name, scale=3, params=params).eval()
+    loaded, header = load_model(_save(tmp_path, net))
+    x = torch.rand(1, 1, 16, 17)
+    torch.testing.assert_close(loaded(x), net(x))
+    assert header.network.name == name and header.network.params == params

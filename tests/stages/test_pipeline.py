@@ -100,6 +100,23 @@ def test_trained_network_beats_bicubic_on_the_held_out_band(prepared, pair2d):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", ["edsr", "rlfn"])
+def test_other_networks_train_and_predict_through_the_same_stages(prepared, tmp_path, name,
+                                                                   pair2d):
+    params = {"edsr": {"n_blocks": 2, "n_feats": 16, "res_scale": 1.0},
+              "rlfn": {"n_blocks": 2, "n_feats": 16, "mid_feats": 16, "esa_feats": 8}}[name]
+    files = run_train(prepared / "patches.zarr", prepared / "normalisation.json",
+                      tmp_path / "train", ModelConfig(name=name, params=params),
+                      TrainConfig(epochs=1, batch_size=32), progress=False)
+    _, header = load_model(files.model)
+    assert header.network.name == name and header.network.params == params
+    rec = run_predict(files.model, pair2d["lr"], tmp_path / "p.ome.zarr",
+                      PredictConfig(tile_shape=(48, 48), overlap=8), progress=False)
+    src, _ = read_image(pair2d["lr"])
+    assert rec.output_shape == [src.shape[0] * 2, src.shape[1] * 2]
+
+
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_the_uninterrupted_weights(prepared, tmp_path):
     """Kill `srbio train` after its first epoch; the same command with --resume finishes it."""
     res = prepared

@@ -1,0 +1,102 @@
+"""Every registered network: shapes at every scale, published parameter counts, learning."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from srbio.models import NETWORKS, build_network, count_parameters
+from srbio.models.summary import describe, flops_per_output_pixel
+
+SMALL = {"rcan": {"n_groups": 2, "n_blocks": 2, "n_feats": 16, "reduction": 4},
+         "edsr": {"n_blocks": 2, "n_feats": 16, "res_scale": 1.0},
+         "rlfn": {"n_blocks": 2, "n_feats": 16, "mid_feats": 16, "esa_feats": 8}}
+
+
+def test_every_registered_network_has_a_small_test_configuration():
+    assert set(SMALL) == set(NETWORKS)
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+@pytest.mark.parametrize("scale", [1, 2, 3, 4])
+def test_output_shape_at_every_scale(name, scale):
+    net = build_network(name, scale=scale, params=SMALL[name])
+    y = net(torch.zeros(2, 1, 17, 20))
+    assert y.shape == (2, 1, 17 * scale, 20 * scale)
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_a_scale_the_network_cannot_do_is_named(name):
+    with pytest.raises(ValueError, match=f"network '{name}' supports scale .*; got 5"):
+        build_network(name, scale=5, params=SMALL[name])
+
+
+@pytest.mark.parametrize(("name", "preset", "scale", "expected"), [
+    ("edsr", "baseline", 2, 1_369_859),   # EDSR baseline ×2, RGB (Lim et al. 2017: 1.37 M)
+    ("edsr", "large", 2, 40_729_603),     # EDSR ×2, RGB (40.7 M)
+    ("rlfn", "ntire", 4, 317_218),        # NTIRE 2022 efficient-SR winner ×4, RGB (0.317 M)
+    ("rlfn", "paper", 4, 543_740),        # RLFN ×4, RGB (Kong et al. 2022: 543 K)
+    ("rcan", "paper", 2, 15_444_643),     # RCAN ×2, RGB (Zhang et al. 2018: ≈15.4 M)
+])
+def test_reference_configurations_have_the_published_parameter_counts(name, preset, scale,
+                                                                      expected):
+    with torch.device("meta"):  # no memory for the 40 M weights
+        net = build_network(name, scale=scale, preset=preset, in_channels=3)
+    assert count_parameters(net) == expected
+
+
+def test_rlfn_refuses_inputs_its_attention_cannot_pool():
+    net = build_network("rlfn", scale=2, params=SMALL["rlfn"])
+    with pytest.raises(ValueError, match="RLFN needs inputs of at least 15×15 pixels"):
+        net(torch.zeros(1, 1, 12, 40))
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_each_network_overfits_one_batch_of_real_patches(name, sample):
+    image, _ = sample
+    hr = image[20, 100:196, 160:256].astype(np.float32)
+    hr = (hr - hr.min()) / (hr.max() - hr.min())
+    hr_batch = torch.from_numpy(np.stack([hr[:48, :48], hr[48:, 48:], hr[:48, 48:],
+                                          hr[48:, :48]]))[:, None]
+    lr_batch = torch.nn.functional.avg_pool2d(hr_batch, 2)
+    torch.manual_seed(0)
+    net = build_network(name, scale=2, params=SMALL[name])
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(150):
+        opt.zero_grad()
+        loss = torch.nn.functional.l1_loss(net(lr_batch), hr_batch)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    # measured after 150 steps: rcan 16 %, edsr 5 %, rlfn 8 % of the first loss, each within
+    # 7-22 % of bicubic's L1 (which it passes after ~300 steps)
+    assert losses[-1] < 0.25 * losses[0], (name, losses[0], losses[-1])
+    bicubic = torch.nn.functional.interpolate(lr_batch, scale_factor=2, mode="bicubic")
+    assert losses[-1] < 1.3 * float(torch.nn.functional.l1_loss(bicubic, hr_batch))
+
+
+def test_flops_per_output_pixel_match_the_measured_rcan_figures():
+    # ../stack-notes: paper preset 7.65 M, G5 B3 C32 185 k, G2 B2 C16 17.6 k FLOP / output px
+    assert flops_per_output_pixel("rcan", scale=2, preset="paper") == pytest.approx(7.65e6,
+                                                                                  rel=0.01)
+    assert flops_per_output_pixel("rcan", scale=2, preset="small") == pytest.approx(185e3,
+                                                                                  rel=0.01)
+    rows = {(r["name"], r["preset"]): r for r in describe(scale=2)}
+    assert rows[("edsr", "large")]["parameters"] > rows[("edsr", "baseline")]["parameters"]
+
+
+def test_srbio_models_json_is_a_contract():
+    r = subprocess.run([sys.executable, "-m", "srbio", "models", "--scale", "4", "--json"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert {(row["name"], row["preset"]) for row in rows} >= {("rcan", "paper"),
+                                                              ("edsr", "baseline"),
+                                                              ("rlfn", "ntire")}
+    for row in rows:
+        assert {"name", "preset", "parameters", "flops_per_output_pixel"} <= set(row)
+        assert row["parameters"] > 0 and row["flops_per_output_pixel"] > 0
