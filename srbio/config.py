@@ -231,12 +231,28 @@ class TrainConfig(Strict):
     gain_augment: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] | None = Field(
         (0.5, 2.0), description="random intensity gain range applied to both LR and HR; null: off")
     seed: int = 0
+    loss: dict[Literal["l1", "mse", "charbonnier", "huber", "ssim"],
+               Annotated[float, Field(gt=0)]] = Field(
+        {"l1": 1.0}, min_length=1, description="weighted sum of pixel losses, e.g. "
+        "{l1: 1.0, ssim: 0.2} (ssim: 1 - SSIM)")
+    schedule: Literal["cosine", "multistep"] = Field(
+        "cosine", description="cosine decay, or halving the rate at `milestones`")
+    milestones: list[Annotated[int, Field(ge=1)]] = Field(
+        [], description="multistep: epochs where the rate halves (default: half and 3/4 of "
+        "the epochs)")
+    warmup_epochs: int = Field(0, ge=0, description="linear warm-up from a tenth of the rate")
+    grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm")
 
     @model_validator(mode="after")
-    def _gain_ordered(self) -> TrainConfig:
+    def _consistent(self) -> TrainConfig:
         if self.gain_augment is not None and self.gain_augment[0] > self.gain_augment[1]:
             raise ValueError(f"gain_augment must be [low, high] with low <= high, got "
                              f"{list(self.gain_augment)}")
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs {self.warmup_epochs} must be less than epochs "
+                             f"{self.epochs}")
+        if self.milestones and self.schedule != "multistep":
+            raise ValueError("milestones are for schedule: multistep")
         return self
 
 

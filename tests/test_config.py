@@ -41,7 +41,12 @@ def test_the_shipped_config_is_valid():
      ({**MINIMAL, "version": 2}, r"version.*1"),
      ({**MINIMAL, "model": {"name": "rlfn"}, "patches": {"size": 12}},
       "patches.size 12 is smaller than the 15 pixels network 'rlfn' needs"),
-     ({**MINIMAL, "model": {"name": "edsr", "params": {"res_scale": -1}}}, "res_scale")],
+     ({**MINIMAL, "model": {"name": "edsr", "params": {"res_scale": -1}}}, "res_scale"),
+     ({**MINIMAL, "train": {"loss": {"perceptual": 1}}}, r"train.loss.perceptual"),
+     ({**MINIMAL, "train": {"loss": {}}}, r"train.loss"),
+     ({**MINIMAL, "train": {"epochs": 3, "warmup_epochs": 3}}, "warmup_epochs 3 must be less"),
+     ({**MINIMAL, "train": {"milestones": [2]}}, "milestones are for schedule: multistep"),
+     ({**MINIMAL, "train": {"grad_clip": 0}}, r"train.grad_clip")],
 )
 def test_bad_configs_name_the_key_and_value(data, pattern):
     with pytest.raises(ValueError, match=pattern):

@@ -124,7 +124,9 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
         batch_size=train_cfg.batch_size, learning_rate=train_cfg.learning_rate,
         precision=train_cfg.precision, accelerator=train_cfg.accelerator,
         num_workers=train_cfg.num_workers, seed=train_cfg.seed, resume=resume,
-        progress=progress)
+        progress=progress, grad_clip=train_cfg.grad_clip, loss=train_cfg.loss,
+        schedule=train_cfg.schedule, milestones=train_cfg.milestones,
+        warmup_epochs=train_cfg.warmup_epochs)
     table = epochs_table(logs)
     prov = provenance(config={"model": model_cfg.model_dump(), "train": train_cfg.model_dump()},
                       inputs={str(patches_path): _digest(Path(patches_path)),
@@ -142,6 +144,7 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
     with atomic_files(out.root, last=TrainFiles.record.name) as tmp:
         staged = TrainFiles(tmp)
         save_model_file(staged.model, header, net.state_dict())
-        plots.training_curve(staged.curve, table)
+        plots.training_curve(staged.curve, table, loss=" + ".join(
+            f"{w:g}·{k}" if w != 1 else k for k, w in train_cfg.loss.items()))
         record.write(staged.record)
     return out
