@@ -242,6 +242,8 @@ class TrainConfig(Strict):
         "the epochs)")
     warmup_epochs: int = Field(0, ge=0, description="linear warm-up from a tenth of the rate")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm")
+    patience: int | None = Field(
+        None, ge=1, description="stop when validation PSNR has not improved for this many epochs")
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

@@ -281,6 +281,9 @@ class Training(Record):
     seconds: float
     epochs: list[dict[str, float]]
     best_val_psnr: float | None
+    bicubic_val_psnr: float | None = Field(
+        None, description="bicubic upsampling of the same validation patches, for reference")
+    stopped_early: bool = False
     resumed: bool = False
     provenance: dict[str, Any] = {}
 

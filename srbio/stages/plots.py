@@ -98,8 +98,9 @@ def comparison(path: Path, name: str, images: dict[str, np.ndarray]) -> None:
     _save(fig, path)
 
 
-def training_curve(path: Path, epochs: Sequence[dict[str, float]], *, loss: str = "L1") -> None:
-    """Train/validation loss and validation PSNR per epoch."""
+def training_curve(path: Path, epochs: Sequence[dict[str, float]], *, loss: str = "L1",
+                   bicubic_psnr: float | None = None) -> None:
+    """Train/validation loss and validation PSNR per epoch (bicubic's PSNR as a flat line)."""
     fig = Figure(figsize=(10, 3.8), layout="constrained")
     a, b = fig.subplots(1, 2)
     for key, style in (("train_loss", "-o"), ("val_loss", "-s")):
@@ -111,7 +112,10 @@ def training_curve(path: Path, epochs: Sequence[dict[str, float]], *, loss: str 
     a.legend()
     pts = [(r["epoch"], r["val_psnr"]) for r in epochs if "val_psnr" in r]
     if pts:
-        b.plot(*zip(*pts, strict=True), "-o", color="C2")
+        b.plot(*zip(*pts, strict=True), "-o", color="C2", label="network")
+    if bicubic_psnr is not None:
+        b.axhline(bicubic_psnr, color="0.5", ls="--", label=f"bicubic ({bicubic_psnr:.2f} dB)")
+        b.legend()
     b.set_xlabel("epoch")
     b.set_ylabel("validation PSNR (dB)")
     fig.suptitle("training curve")

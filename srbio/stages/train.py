@@ -9,6 +9,8 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 from srbio.config import ModelConfig, TrainConfig
 from srbio.io.atomic import atomic_files
 from srbio.io.outputs import claim, mark_folder
@@ -89,6 +91,32 @@ def _datasets(patches_path: str | os.PathLike, norm: Normalisation, cfg: TrainCo
     return train, PatchDataset(arrays["val/lr"], arrays["val/hr"], augment=False, **ranges)
 
 
+def bicubic_psnr(val) -> float:
+    """Mean PSNR (data range 1) of bicubic upsampling over the validation patches."""
+    from srbio.core.metrics import psnr, upsample
+
+    values = []
+    for k in range(len(val)):
+        x, y = (t.numpy()[0] for t in val[k])
+        up = upsample(x, y.shape[-1] // x.shape[-1], order=3)
+        values.append(psnr(up, y, data_range=1.0))
+    return float(np.mean(values))
+
+
+def _write(out: TrainFiles, net, header: ModelHeader, record: Training, cfg: TrainConfig
+           ) -> None:
+    from srbio.io.modelfile import save_model_file
+    from srbio.stages import plots
+
+    with atomic_files(out.root, last=TrainFiles.record.name) as tmp:
+        staged = TrainFiles(tmp)
+        save_model_file(staged.model, header, net.state_dict())
+        plots.training_curve(staged.curve, record.epochs, bicubic_psnr=record.bicubic_val_psnr,
+                             loss=" + ".join(f"{w:g}·{k}" if w != 1 else k
+                                             for k, w in cfg.loss.items()))
+        record.write(staged.record)
+
+
 def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
               out_dir: str | os.PathLike, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
               resume: bool = False, progress: bool = True, overwrite: bool = False) -> TrainFiles:
@@ -103,9 +131,7 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
     claim(out_dir, "train", overwrite=overwrite or resume,
           inputs=[patches_path, patches_record_path(patches_path), norm_json])
     patches, norm = read_inputs(patches_path, norm_json, model_cfg)
-    from srbio.io.modelfile import save_model_file
     from srbio.models import build_network, count_parameters
-    from srbio.stages import plots
     from srbio.train import fit
 
     train, val = _datasets(patches_path, norm, train_cfg)
@@ -124,27 +150,22 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
         batch_size=train_cfg.batch_size, learning_rate=train_cfg.learning_rate,
         precision=train_cfg.precision, accelerator=train_cfg.accelerator,
         num_workers=train_cfg.num_workers, seed=train_cfg.seed, resume=resume,
-        progress=progress, grad_clip=train_cfg.grad_clip, loss=train_cfg.loss,
-        schedule=train_cfg.schedule, milestones=train_cfg.milestones,
+        progress=progress, grad_clip=train_cfg.grad_clip, patience=train_cfg.patience,
+        loss=train_cfg.loss, schedule=train_cfg.schedule, milestones=train_cfg.milestones,
         warmup_epochs=train_cfg.warmup_epochs)
     table = epochs_table(logs)
     prov = provenance(config={"model": model_cfg.model_dump(), "train": train_cfg.model_dump()},
                       inputs={str(patches_path): _digest(Path(patches_path)),
                               str(norm_json): _digest(Path(norm_json))})
-    spacing = (PixelSizes(lr=patches.lr_spacing, hr=patches.hr_spacing)
-               if patches.lr_spacing and patches.hr_spacing else None)
-    header = ModelHeader(network=spec, normalisation=norm, spacing=spacing,
-                         patch_size=patches.size, provenance=prov)
+    header = ModelHeader(network=spec, normalisation=norm, patch_size=patches.size,
+                         spacing=PixelSizes(lr=patches.lr_spacing, hr=patches.hr_spacing)
+                         if patches.lr_spacing and patches.hr_spacing else None, provenance=prov)
     psnrs = [r["val_psnr"] for r in table if "val_psnr" in r]
     record = Training(network=spec, preset=model_cfg.preset, parameters=count_parameters(net),
                       n_train=len(train), n_val=len(val),
                       seconds=round(time.perf_counter() - start, 1), epochs=table,
-                      best_val_psnr=max(psnrs) if psnrs else None, resumed=resume,
+                      best_val_psnr=max(psnrs) if psnrs else None, bicubic_val_psnr=bicubic_psnr(
+                          val), stopped_early=len(table) < train_cfg.epochs, resumed=resume,
                       provenance=prov)
-    with atomic_files(out.root, last=TrainFiles.record.name) as tmp:
-        staged = TrainFiles(tmp)
-        save_model_file(staged.model, header, net.state_dict())
-        plots.training_curve(staged.curve, table, loss=" + ".join(
-            f"{w:g}·{k}" if w != 1 else k for k, w in train_cfg.loss.items()))
-        record.write(staged.record)
+    _write(out, net, header, record, train_cfg)
     return out

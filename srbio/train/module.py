@@ -9,7 +9,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
@@ -86,7 +86,8 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
         checkpoints: str | os.PathLike, logs: str | os.PathLike, epochs: int, batch_size: int,
         learning_rate: float, precision: str = "32", accelerator: str = "auto",
         num_workers: int = 0, seed: int = 0, resume: bool = False, progress: bool = True,
-        grad_clip: float | None = None, **options: object) -> tuple[torch.nn.Module, Path]:
+        grad_clip: float | None = None, patience: int | None = None, **options: object
+        ) -> tuple[torch.nn.Module, Path]:
     """Train ``net`` with Lightning; checkpoints go to ``checkpoints``, metrics CSVs to ``logs``.
 
     With ``resume``, training continues from ``checkpoints/last.ckpt`` of an interrupted run
@@ -95,7 +96,8 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
     network with the best validation PSNR and the log folder (``version_<n>/metrics.csv``, one
     per run; :func:`srbio.stages.train.epochs_table` merges them). ``options`` go to
     :class:`SRModule` (``loss``, ``schedule``, ``milestones``, ``warmup_epochs``);
-    ``grad_clip`` clips the gradient norm.
+    ``grad_clip`` clips the gradient norm; ``patience`` stops training when validation PSNR
+    has not improved for that many epochs.
     """
     ckpt_dir, log_dir = Path(checkpoints), Path(logs)
     last = ckpt_dir / "last.ckpt"
@@ -117,6 +119,8 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
         max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision,
         gradient_clip_val=grad_clip,
         callbacks=[checkpoint, latest,
+                   *([EarlyStopping("val_psnr", mode="max", patience=patience)]
+                     if patience else []),
                    *([TQDMProgressBar(refresh_rate=10)] if progress else [])],
         logger=logger,
         enable_progress_bar=progress, log_every_n_steps=1, deterministic=False,

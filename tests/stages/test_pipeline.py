@@ -118,6 +118,23 @@ def test_other_networks_train_and_predict_through_the_same_stages(prepared, tmp_
 
 
 @pytest.mark.slow
+def test_same_seed_same_weights_early_stopping_and_the_bicubic_line(prepared, tmp_path):
+    args = (prepared / "patches.zarr", prepared / "normalisation.json")
+    cfg = TrainConfig(epochs=2, batch_size=32, learning_rate=1e-3)
+    runs = [run_train(*args, tmp_path / f"r{i}", ModelConfig(preset="tiny"), cfg,
+                      progress=False) for i in (1, 2)]
+    a, b = (load_model(r.model)[0].state_dict() for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # bit-identical on CPU
+    rec = Training.read(runs[0].record)
+    assert 20 < rec.bicubic_val_psnr < 40 and not rec.stopped_early
+    # a rate too small to change any weight: no improvement after the first epoch
+    still = cfg.model_copy(update={"epochs": 6, "learning_rate": 1e-12, "patience": 2})
+    stopped = Training.read(run_train(*args, tmp_path / "still", ModelConfig(preset="tiny"),
+                                      still, progress=False).record)
+    assert stopped.stopped_early and len(stopped.epochs) == 3
+
+
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_the_uninterrupted_weights(prepared, tmp_path):
     """Kill `srbio train` after its first epoch; the same command with --resume finishes it."""
     res = prepared
