@@ -82,8 +82,11 @@ def comparison(path: Path, name: str, images: dict[str, np.ndarray]) -> None:
     ref = plane(hr)
     lo, hi = np.percentile(ref, (0.5, 99.8))
     cy, cx, zh, zw = _brightest_window(ref, 96)
-    fig = Figure(figsize=(3.2 * len(images), 6.4), layout="constrained")
-    axes = fig.subplots(2, len(images), squeeze=False)
+    # rows sized to the images' aspect ratios, so the pictures fill the canvas
+    width = 3.2
+    heights = [width * ref.shape[0] / ref.shape[1], width * zh / zw]
+    fig = Figure(figsize=(width * len(images), sum(heights) + 0.9), layout="constrained")
+    axes = fig.subplots(2, len(images), squeeze=False, height_ratios=heights)
     for col, (label, img) in enumerate(images.items()):
         p = plane(img)
         axes[0, col].imshow(p, cmap="magma", vmin=lo, vmax=hi, interpolation="nearest")
