@@ -9,12 +9,19 @@ the same output on the same host.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from srbio.io.outputs import install, remove, remove_stale_temporaries, temporary_name
+from srbio.io.outputs import (
+    MARKER,
+    install,
+    remove,
+    remove_stale_temporaries,
+    temporary_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         install(tmp, final)
     finally:
         remove(tmp)
+
+
+@contextlib.contextmanager
+def replace_folder(folder: str | os.PathLike, stage: str) -> Iterator[Path]:
+    """Yield a new, empty folder; on success it replaces ``folder`` whole (:func:`atomic_path`).
+
+    The new folder carries the stage's :data:`~srbio.io.outputs.MARKER`. Nothing of an earlier
+    output survives (no file of one run beside another's); on failure ``folder`` is left as it
+    was.
+    """
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        (tmp / MARKER).write_text(json.dumps({"stage": stage}) + "\n")
+        yield tmp
 
 
 @contextlib.contextmanager

@@ -10,8 +10,9 @@ Every output srbio writes is recognisable as its own, and by which stage:
 it is an output of the same stage **and** the caller asked for it (``overwrite``, which the
 workflow passes when re-running its own outputs); anything else that exists there is refused
 with a message naming it, and so is an output equal to, inside or around one of the inputs.
-:func:`replace_folder` then swaps a complete new folder in with one atomic exchange, so the
-outputs of two runs never mix and no moment exists without one of them.
+:func:`srbio.io.atomic.replace_folder` then swaps a complete new folder in with one atomic
+exchange (:func:`install`), so the outputs of two runs never mix and no moment exists without
+one of them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import json
 import os
 import shutil
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 MARKER = ".srbio-output.json"
@@ -200,27 +201,6 @@ def install(tmp: Path, final: Path) -> None:
     os.replace(final, old)
     os.replace(tmp, final)
     remove(old)
-
-
-@contextlib.contextmanager
-def replace_folder(folder: str | os.PathLike, stage: str) -> Iterator[Path]:
-    """Yield a new, empty folder; on success it replaces ``folder`` whole (see :func:`install`).
-
-    The new folder carries the stage's :data:`MARKER`. Nothing of an earlier output survives
-    (no file of one run beside another's); on failure ``folder`` is left as it was.
-    """
-    final = Path(folder)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(final)
-    tmp = temporary_name(final)
-    remove(tmp)
-    tmp.mkdir()
-    try:
-        (tmp / MARKER).write_text(json.dumps({"stage": stage}) + "\n")
-        yield tmp
-        install(tmp, final)
-    finally:
-        remove(tmp)
 
 
 def mark_folder(folder: str | os.PathLike, stage: str) -> Path:

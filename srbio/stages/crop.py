@@ -11,7 +11,8 @@ from srbio.config import CropConfig
 from srbio.core.crop import largest_valid_box, valid_bbox
 from srbio.core.grid import box_slices, lateral_factors, scale_box
 from srbio.io import read_image, read_mask, write_image
-from srbio.io.outputs import claim, replace_folder
+from srbio.io.atomic import replace_folder
+from srbio.io.outputs import claim
 from srbio.io.records import Crop, CropFiles, RegisterFiles, Registration
 
 log = logging.getLogger(__name__)

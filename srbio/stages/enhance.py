@@ -14,7 +14,8 @@ from srbio.config import Background, Deconvolve, Denoise, EnhanceConfig
 from srbio.core import enhance
 from srbio.core.dtypes import fit_uint16
 from srbio.io import read_image, write_image
-from srbio.io.outputs import claim, replace_folder
+from srbio.io.atomic import replace_folder
+from srbio.io.outputs import claim
 from srbio.io.records import Crop, CropFiles, EnhanceFiles, Enhancement
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ from srbio.config import PredictConfig, SplitConfig
 from srbio.core.grid import band
 from srbio.core.metrics import nrmse, psnr, ssim, upsample
 from srbio.core.normalise import denormalise, normalise
-from srbio.io.outputs import claim, replace_folder
+from srbio.io.atomic import replace_folder
+from srbio.io.outputs import claim
 from srbio.io.records import EvaluateFiles, Evaluation, PairEvaluation, Scores
 from srbio.stages.common import PreparedPair, split_regions
 

@@ -16,7 +16,8 @@ from srbio.core import registration as reg
 from srbio.core import transforms as tf
 from srbio.core.validity import valid_mask
 from srbio.io import read_image, write_image
-from srbio.io.outputs import claim, replace_folder
+from srbio.io.atomic import replace_folder
+from srbio.io.outputs import claim
 from srbio.io.records import QCVerdict, RegisterFiles, Registration
 from srbio.stages.common import as_spacing
 

@@ -10,7 +10,8 @@ import SimpleITK as sitk
 from srbio.config import SimulateParams
 from srbio.core.simulate import simulate_lr
 from srbio.io import read_image, write_image
-from srbio.io.outputs import claim, replace_folder
+from srbio.io.atomic import replace_folder
+from srbio.io.outputs import claim
 from srbio.io.records import SimulateFiles, Simulation
 from srbio.stages.common import as_spacing
 
