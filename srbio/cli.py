@@ -156,10 +156,13 @@ def cmd_models(a: argparse.Namespace) -> None:
         print(json.dumps(rows, indent=2))
         return
     print(f"networks at scale {a.scale}, {a.channels} channel(s); FLOPs count multiply and add")
-    print(f"{'name':6s} {'preset':9s} {'parameters':>12s} {'FLOP / output px':>17s}  reference")
+    wn = max([4, *(len(r["name"]) for r in rows)])
+    wp = max([6, *(len(r["preset"]) + 1 for r in rows)])
+    print(f"{'name':{wn}s} {'preset':{wp}s} {'parameters':>12s} {'FLOP / output px':>17s}  "
+          "reference")
     for r in rows:
         star = "*" if r["default"] else " "
-        print(f"{r['name']:6s} {r['preset'] + star:9s} {r['parameters']:12,d} "
+        print(f"{r['name']:{wn}s} {r['preset'] + star:{wp}s} {r['parameters']:12,d} "
               f"{r['flops_per_output_pixel']:17,.0f}  {r['reference']}")
     print("* the network's default preset (model.preset)")
 

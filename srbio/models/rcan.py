@@ -33,10 +33,11 @@ class ChannelAttention(nn.Module):
 
 
 class RCAB(nn.Module):
-    """Residual channel attention block: conv-ReLU-conv-CA with a skip."""
+    """Residual channel attention block: conv-ReLU-conv-CA with a skip (residual × res_scale)."""
 
-    def __init__(self, channels: int, reduction: int) -> None:
+    def __init__(self, channels: int, reduction: int, res_scale: float = 1.0) -> None:
         super().__init__()
+        self.res_scale = res_scale
         self.body = nn.Sequential(
             nn.Conv2d(channels, channels, 3, padding=1),
             nn.ReLU(inplace=True),
@@ -46,15 +47,16 @@ class RCAB(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Residual update."""
-        return x + self.body(x)
+        return x + self.body(x) * self.res_scale
 
 
 class ResidualGroup(nn.Module):
     """B RCABs and a conv, with a group-level skip."""
 
-    def __init__(self, channels: int, n_blocks: int, reduction: int) -> None:
+    def __init__(self, channels: int, n_blocks: int, reduction: int, res_scale: float = 1.0
+                 ) -> None:
         super().__init__()
-        self.body = nn.Sequential(*[RCAB(channels, reduction) for _ in range(n_blocks)],
+        self.body = nn.Sequential(*[RCAB(channels, reduction, res_scale) for _ in range(n_blocks)],
                                   nn.Conv2d(channels, channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,18 +73,21 @@ class RCAN(nn.Module):
         Upsampling factor (1, or products of 2 and 3).
     n_groups, n_blocks, n_feats, reduction : int
         G residual groups of B blocks, C feature channels, channel-attention reduction.
+    res_scale : float
+        Factor of each block's residual (1 as published; 0.1 steadies deep or wide models).
     in_channels : int
         Input and output channels.
     """
 
     def __init__(self, *, scale: int = 2, n_groups: int = 5, n_blocks: int = 3, n_feats: int = 32,
-                 reduction: int = 16, in_channels: int = 1) -> None:
+                 reduction: int = 16, res_scale: float = 1.0, in_channels: int = 1) -> None:
         super().__init__()
         self.config = {"name": "rcan", "scale": scale, "n_groups": n_groups, "n_blocks": n_blocks,
-                       "n_feats": n_feats, "reduction": reduction, "in_channels": in_channels}
+                       "n_feats": n_feats, "reduction": reduction, "res_scale": res_scale,
+                       "in_channels": in_channels}
         self.scale = scale
         self.head = nn.Conv2d(in_channels, n_feats, 3, padding=1)
-        self.body = nn.Sequential(*[ResidualGroup(n_feats, n_blocks, reduction)
+        self.body = nn.Sequential(*[ResidualGroup(n_feats, n_blocks, reduction, res_scale)
                                     for _ in range(n_groups)],
                                   nn.Conv2d(n_feats, n_feats, 3, padding=1))
         self.upsample = pixel_shuffle_upsampler(scale, n_feats, name="RCAN")

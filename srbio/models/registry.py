@@ -30,6 +30,10 @@ class NetworkInfo:
         Named parameter sets; ``default_preset`` is used when none is given.
     parameters : tuple of str
         Parameter names accepted besides ``scale`` and ``in_channels``.
+    defaults : mapping
+        Values of parameters a preset may leave out (parameters added after model files were
+        written, e.g. RCAN's ``res_scale``: such files still build the network they were
+        trained with).
     """
 
     name: str
@@ -42,6 +46,7 @@ class NetworkInfo:
     description: str = ""
     reference: str = field(default="", compare=False)
     min_input: int = 1  # smallest input side (pixels) the network accepts
+    defaults: Mapping[str, ParamValue] = field(default_factory=dict)
 
 
 NETWORKS: dict[str, NetworkInfo] = {
@@ -51,8 +56,17 @@ NETWORKS: dict[str, NetworkInfo] = {
             "tiny": {"n_groups": 2, "n_blocks": 2, "n_feats": 16, "reduction": 8},
             "small": {"n_groups": 5, "n_blocks": 3, "n_feats": 32, "reduction": 16},
             "paper": {"n_groups": 10, "n_blocks": 20, "n_feats": 64, "reduction": 16},
+            # pruned as RCAN practitioners do, each step from the previous one: blocks first
+            # (B 20 → 10 → 5), then groups (G 10 → 5), then channels (C 64 → 48 → 32).
+            # Fine-tune them from a larger model with train.init_from.
+            "pruned-b10": {"n_groups": 10, "n_blocks": 10, "n_feats": 64, "reduction": 16},
+            "pruned-b5": {"n_groups": 10, "n_blocks": 5, "n_feats": 64, "reduction": 16},
+            "pruned-g5": {"n_groups": 5, "n_blocks": 5, "n_feats": 64, "reduction": 16},
+            "pruned-c48": {"n_groups": 5, "n_blocks": 5, "n_feats": 48, "reduction": 16},
+            "pruned-c32": {"n_groups": 5, "n_blocks": 5, "n_feats": 32, "reduction": 16},
         },
-        parameters=("n_groups", "n_blocks", "n_feats", "reduction"),
+        parameters=("n_groups", "n_blocks", "n_feats", "reduction", "res_scale"),
+        defaults={"res_scale": 1.0},
         default_preset="small",
         description="residual channel attention network",
         reference="Zhang et al., ECCV 2018",
@@ -79,6 +93,26 @@ NETWORKS: dict[str, NetworkInfo] = {
         description="residual local feature network (spatial attention, one sub-pixel conv)",
         reference="Kong et al., CVPRW 2022 (NTIRE 2022 efficient SR winner: preset ntire)",
         min_input=15,
+    ),
+    "a2n": NetworkInfo(
+        name="a2n", module="srbio.models.a2n", builder="A2N", scales=(1, 2, 3, 4, 8),
+        presets={"paper": {"n_blocks": 16, "n_feats": 40, "up_feats": 24, "reduction": 4,
+                           "temperature": 30.0}},
+        parameters=("n_blocks", "n_feats", "up_feats", "reduction", "temperature"),
+        default_preset="paper",
+        description="attention in attention network (attention dropout, interpolation "
+                    "upsampling, bilinear global skip)",
+        reference="Chen et al., 2021 (arXiv:2104.09497)",
+    ),
+    "srresnet": NetworkInfo(
+        name="srresnet", module="srbio.models.srresnet", builder="SRResNet",
+        scales=(1, 2, 3, 4, 8),
+        presets={"paper": {"n_blocks": 16, "n_feats": 64, "batch_norm": 1},
+                 "nobn": {"n_blocks": 16, "n_feats": 64, "batch_norm": 0}},
+        parameters=("n_blocks", "n_feats", "batch_norm"),
+        default_preset="paper",
+        description="SRResNet, the SRGAN generator (train.adversarial trains it as SRGAN)",
+        reference="Ledig et al., CVPR 2017",
     ),
 }
 
@@ -117,7 +151,8 @@ def resolve_params(name: str, preset: str | None, overrides: Mapping[str, ParamV
     if unknown:
         raise ValueError(f"network {name!r} has no parameter {', '.join(map(repr, unknown))} "
                          f"(parameters: {', '.join(info.parameters)})")
-    params: dict[str, ParamValue] = dict(info.presets[preset]) if preset is not None else {}
+    params: dict[str, ParamValue] = dict(info.defaults)
+    params.update(info.presets[preset] if preset is not None else {})
     params.update(overrides)
     missing = sorted(set(info.parameters) - set(params))
     if missing:
