@@ -3,6 +3,11 @@
 Structure: head conv → G residual groups (each: B residual channel-attention blocks + conv, with
 a group skip) → conv + long skip → PixelShuffle upsampler → conv. No RGB mean shift and no 0–255
 assumption: inputs are images normalised with fixed dataset-wide values.
+
+Weights are named by position (``body.<g>.blocks.<b>``, ``body.<g>.conv``, ``body_conv``), so
+a pruned RCAN (fewer groups, blocks or channels) shares the names of the first G groups and B
+blocks of a larger one: what ``train.init_from`` copies. Files of srbio ≤ 0.2, whose group and
+trunk convs were the last item of a Sequential, are renamed when loaded.
 """
 
 from __future__ import annotations
@@ -56,12 +61,13 @@ class ResidualGroup(nn.Module):
     def __init__(self, channels: int, n_blocks: int, reduction: int, res_scale: float = 1.0
                  ) -> None:
         super().__init__()
-        self.body = nn.Sequential(*[RCAB(channels, reduction, res_scale) for _ in range(n_blocks)],
-                                  nn.Conv2d(channels, channels, 3, padding=1))
+        self.blocks = nn.Sequential(*[RCAB(channels, reduction, res_scale)
+                                      for _ in range(n_blocks)])
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Residual update."""
-        return x + self.body(x)
+        return x + self.conv(self.blocks(x))
 
 
 class RCAN(nn.Module):
@@ -88,13 +94,29 @@ class RCAN(nn.Module):
         self.scale = scale
         self.head = nn.Conv2d(in_channels, n_feats, 3, padding=1)
         self.body = nn.Sequential(*[ResidualGroup(n_feats, n_blocks, reduction, res_scale)
-                                    for _ in range(n_groups)],
-                                  nn.Conv2d(n_feats, n_feats, 3, padding=1))
+                                    for _ in range(n_groups)])
+        self.body_conv = nn.Conv2d(n_feats, n_feats, 3, padding=1)
         self.upsample = pixel_shuffle_upsampler(scale, n_feats, name="RCAN")
         self.tail = nn.Conv2d(n_feats, in_channels, 3, padding=1)
+        self._register_load_state_dict_pre_hook(self._rename_old_layout)
+
+    def _rename_old_layout(self, state: dict, prefix: str, *_: object) -> None:
+        """Rename weights of the old layout (convs as the last item of each Sequential)."""
+        groups, blocks = self.config["n_groups"], self.config["n_blocks"]
+        if f"{prefix}body.{groups}.weight" not in state:
+            return
+        renames = {f"{prefix}body.{groups}.": f"{prefix}body_conv."}
+        for g in range(groups):
+            renames[f"{prefix}body.{g}.body.{blocks}."] = f"{prefix}body.{g}.conv."
+            renames.update({f"{prefix}body.{g}.body.{b}.": f"{prefix}body.{g}.blocks.{b}."
+                            for b in range(blocks)})
+        for key in list(state):
+            old = next((o for o in renames if key.startswith(o)), None)
+            if old is not None:
+                state[renames[old] + key[len(old):]] = state.pop(key)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map (N, C, H, W) to (N, C, H*scale, W*scale)."""
         feats = self.head(x)
-        feats = feats + self.body(feats)
+        feats = feats + self.body_conv(self.body(feats))
         return self.tail(self.upsample(feats))

@@ -26,7 +26,7 @@ def test_model_file_round_trips_network_scale_normalisation_and_pixel_sizes(tmp_
     torch.testing.assert_close(loaded(x), net(x))
     assert header.network == NetworkSpec(name="rcan", scale=3, in_channels=1,
                                          params={"n_groups": 2, "n_blocks": 2, "n_feats": 8,
-                                                 "reduction": 8})
+                                                 "reduction": 8, "res_scale": 1.0})
     assert header.normalisation.hr.pair == (3.0, 4.0)
     assert header.spacing.lr == [0.3, 0.6, 0.6] and header.patch_size == 24
 

@@ -69,7 +69,7 @@ def test_rcan_res_scale_scales_each_block_residual_and_defaults_to_one():
     assert net.config["res_scale"] == 1.0  # old model files, written without it, still build
     torch.manual_seed(0)
     x = torch.rand(1, 1, 12, 12)
-    block = net.body[0].body[0]
+    block = net.body[0].blocks[0]
     delta = block.body(net.head(x))
     block.res_scale = 0.1
     assert torch.allclose(block(net.head(x)) - net.head(x), 0.1 * delta, atol=1e-6)
