@@ -17,6 +17,8 @@ SIM = {s.name: s for s in CFG.simulate}
 PAIRS = {p.name: p for p in CFG.pairs}
 VOLUMES = {v.name: v for v in CFG.predict.volumes}
 PREDICTIONS = [str(R.prediction(name).record) for name in VOLUMES]
+# files training reads besides the patches: a model to fine-tune from, VGG weights
+TRAIN_EXTRA = [p for p in (CFG.train.init_from, CFG.train.perceptual and CFG.train.perceptual.weights) if p]
 
 
 def settings(*sections, **exclude):

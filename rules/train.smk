@@ -5,6 +5,7 @@ rule train:
     input:
         patches=rules.patches.output[0],
         normalisation=rules.normalise.output[0],
+        extra=TRAIN_EXTRA,
     output:
         **outputs(R.train),
     params:

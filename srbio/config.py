@@ -219,6 +219,26 @@ class ModelConfig(Strict):
         return self
 
 
+class Perceptual(Strict):
+    """Perceptual loss: VGG features of a local weights file (never downloaded)."""
+
+    weights: str = Field(description="VGG state dict (torchvision layout, e.g. vgg19 weights)")
+    layer: int = Field(34, ge=0, description="last feature index used (VGG19: 34 = conv5_4, "
+                       "before its ReLU, as in ESRGAN)")
+    weight: float = Field(0.1, gt=0, description="weight beside the pixel losses")
+
+
+class Adversarial(Strict):
+    """SRGAN-style adversarial phase after pixel-loss pre-training."""
+
+    start_epoch: int = Field(ge=0, description="epochs of pixel-loss pre-training first")
+    weight: float = Field(5e-3, gt=0, description="weight of the adversarial term")
+    learning_rate: float = Field(1e-4, gt=0, description="discriminator's Adam rate")
+    loss: Literal["relativistic", "standard"] = Field(
+        "relativistic", description="relativistic average GAN (ESRGAN) or standard (SRGAN)")
+    discriminator_feats: int = Field(64, ge=4, description="channels of its first conv")
+
+
 class TrainConfig(Strict):
     """Training loop (Lightning)."""
 
@@ -244,6 +264,19 @@ class TrainConfig(Strict):
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm")
     patience: int | None = Field(
         None, ge=1, description="stop when validation PSNR has not improved for this many epochs")
+    init_from: str | None = Field(
+        None, description="model file whose weights of matching name and shape start training "
+        "(fine-tuning, e.g. a pruned RCAN from the paper one)")
+    ema: float | None = Field(
+        None, gt=0, lt=1, description="decay of an exponential moving average of the weights "
+        "(e.g. 0.999): validated, saved and evaluated instead of the raw weights")
+    perceptual: Perceptual | None = None
+    adversarial: Adversarial | None = None
+    devices: int | Literal["auto"] = Field(
+        1, description="devices (GPUs, or CPU processes) to train on")
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = Field(
+        "auto", description="ddp for several devices (one process each)")
+    compile: bool = Field(False, description="torch.compile the network (needs a C compiler)")
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
@@ -255,6 +288,13 @@ class TrainConfig(Strict):
                              f"{self.epochs}")
         if self.milestones and self.schedule != "multistep":
             raise ValueError("milestones are for schedule: multistep")
+        if self.adversarial is not None:
+            if self.adversarial.start_epoch >= self.epochs:
+                raise ValueError(f"adversarial.start_epoch {self.adversarial.start_epoch} must be "
+                                 f"less than epochs {self.epochs}")
+            if self.patience is not None:
+                raise ValueError("patience stops on validation PSNR, which the adversarial "
+                                 "phase trades for texture: use one or the other")
         return self
 
 

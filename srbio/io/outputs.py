@@ -209,3 +209,15 @@ def mark_folder(folder: str | os.PathLike, stage: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MARKER).write_text(json.dumps({"stage": stage}) + "\n")
     return folder
+
+
+def process_rank() -> int:
+    """The rank of this process in a multi-process (DDP) run, from the launchers' variables.
+
+    Lightning's launcher starts ranks ≥ 1 by re-running the command (``LOCAL_RANK``); SLURM
+    starts every task (``SLURM_PROCID``). Only rank 0 claims and writes the stage's outputs.
+    """
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        if key in os.environ:
+            return int(os.environ[key])
+    return 0

@@ -285,6 +285,8 @@ class Training(Record):
         None, description="bicubic upsampling of the same validation patches, for reference")
     stopped_early: bool = False
     resumed: bool = False
+    data_wait_share: float | None = Field(
+        None, description="mean share of training time spent waiting for batches")
     provenance: dict[str, Any] = {}
 
 

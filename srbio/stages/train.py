@@ -13,7 +13,7 @@ import numpy as np
 
 from srbio.config import ModelConfig, TrainConfig
 from srbio.io.atomic import atomic_files
-from srbio.io.outputs import claim, mark_folder
+from srbio.io.outputs import claim, mark_folder, process_rank
 from srbio.io.records import (
     ModelHeader,
     NetworkSpec,
@@ -43,7 +43,8 @@ def epochs_table(logs: Path) -> list[dict[str, float]]:
         with metrics_csv.open() as f:
             for row in csv.DictReader(f):
                 e = int(float(row["epoch"]))
-                for key in ("train_loss", "val_loss", "val_psnr"):
+                for key in ("train_loss", "val_loss", "val_psnr", "data_wait_share", "g_loss",
+                            "d_loss"):
                     if row.get(key):
                         epochs.setdefault(e, {"epoch": e})[key] = float(row[key])
     if not epochs:
@@ -117,20 +118,71 @@ def _write(out: TrainFiles, net, header: ModelHeader, record: Training, cfg: Tra
         record.write(staged.record)
 
 
+def _init_from(net, path: str, scale: int) -> None:
+    """Copy the weights of model file ``path`` whose name and shape match; log what was done."""
+    from srbio.io.modelfile import read_model_file
+    from srbio.models.transfer import copy_matching
+
+    header, state = read_model_file(path)
+    if header.network.scale != scale:
+        log.warning("train.init_from %s: a scale %d model; training scale %d (only weights of "
+                    "matching shape are copied)", path, header.network.scale, scale)
+    done = copy_matching(net, state)
+    if not done.copied:
+        raise ValueError(f"{path}: train.init_from shares no weight (name and shape) with "
+                         f"{net.config['name']} {net.config}; nothing to fine-tune from")
+    log.info("train.init_from %s (%s): %s", path, header.network.name, done.summary())
+    for name in done.new:
+        log.info("  left new: %s", name)
+
+
+def _fit_options(cfg: TrainConfig) -> dict:
+    """Keyword arguments of :func:`srbio.train.fit` from the train section."""
+    return {"epochs": cfg.epochs, "batch_size": cfg.batch_size,
+            "learning_rate": cfg.learning_rate, "precision": cfg.precision,
+            "accelerator": cfg.accelerator, "num_workers": cfg.num_workers, "seed": cfg.seed,
+            "grad_clip": cfg.grad_clip, "patience": cfg.patience, "loss": cfg.loss,
+            "schedule": cfg.schedule, "milestones": cfg.milestones,
+            "warmup_epochs": cfg.warmup_epochs, "ema": cfg.ema,
+            "perceptual": cfg.perceptual.model_dump() if cfg.perceptual else None,
+            "adversarial": cfg.adversarial.model_dump() if cfg.adversarial else None,
+            "devices": cfg.devices, "strategy": cfg.strategy, "compile": cfg.compile}
+
+
+def train_inputs(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
+                 cfg: TrainConfig) -> list[str]:
+    """Every file training reads: patches, their record, normalisation, init and VGG files."""
+    extra = [cfg.init_from, cfg.perceptual.weights if cfg.perceptual else None]
+    return [str(patches_path), str(patches_record_path(patches_path)), str(norm_json),
+            *(p for p in extra if p)]
+
+
+def _check_files(cfg: TrainConfig) -> None:
+    """Missing init_from or VGG weights fail before any training."""
+    for key, path in (("train.init_from", cfg.init_from),
+                      ("train.perceptual.weights", cfg.perceptual and cfg.perceptual.weights)):
+        if path and not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: {key} not found")
+
+
 def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
               out_dir: str | os.PathLike, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
-              resume: bool = False, progress: bool = True, overwrite: bool = False) -> TrainFiles:
+              resume: bool = False, progress: bool = True, overwrite: bool = False
+              ) -> TrainFiles | None:
     """Train a network; write ``model.pt``, ``training_curve.png`` and ``training.json``.
 
     The model file's header (:class:`~srbio.io.records.ModelHeader`) holds the network spec,
     scale, normalisation, the pairs' pixel sizes, the patch size and provenance. Lightning
     checkpoints (resumable with ``resume``) go to ``out_dir/checkpoints``. ``out_dir`` must be
     new, empty, or an earlier train output (replaced with ``overwrite``, continued with
-    ``resume``).
+    ``resume``). In a multi-process (DDP) run only rank 0 writes; the others return ``None``.
     """
-    claim(out_dir, "train", overwrite=overwrite or resume,
-          inputs=[patches_path, patches_record_path(patches_path), norm_json])
+    rank0 = process_rank() == 0
+    if rank0:
+        claim(out_dir, "train", overwrite=overwrite or resume,
+              inputs=train_inputs(patches_path, norm_json, train_cfg))
     patches, norm = read_inputs(patches_path, norm_json, model_cfg)
+    _check_files(train_cfg)
     from srbio.models import build_network, count_parameters
     from srbio.train import fit
 
@@ -140,32 +192,46 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
     torch.manual_seed(train_cfg.seed)
     net = build_network(model_cfg.name, scale=patches.scale, preset=model_cfg.preset,
                         params=model_cfg.params)
+    if train_cfg.init_from and not resume:
+        _init_from(net, train_cfg.init_from, patches.scale)
     spec = NetworkSpec.from_config(net.config)
     log.info("training %s (%d parameters) on %d patches, validating on %d", spec,
              count_parameters(net), len(train), len(val))
-    out = TrainFiles(mark_folder(out_dir, "train"))  # checkpoints land here while training
+    out = TrainFiles(mark_folder(out_dir, "train") if rank0 else Path(out_dir))
     start = time.perf_counter()
-    net, logs = fit(
-        net, train, val, checkpoints=out.checkpoints, logs=out.logs, epochs=train_cfg.epochs,
-        batch_size=train_cfg.batch_size, learning_rate=train_cfg.learning_rate,
-        precision=train_cfg.precision, accelerator=train_cfg.accelerator,
-        num_workers=train_cfg.num_workers, seed=train_cfg.seed, resume=resume,
-        progress=progress, grad_clip=train_cfg.grad_clip, patience=train_cfg.patience,
-        loss=train_cfg.loss, schedule=train_cfg.schedule, milestones=train_cfg.milestones,
-        warmup_epochs=train_cfg.warmup_epochs)
-    table = epochs_table(logs)
+    net, logs = fit(net, train, val, checkpoints=out.checkpoints, logs=out.logs, resume=resume,
+                    progress=progress, **_fit_options(train_cfg))
+    if net is None:
+        return None
     prov = provenance(config={"model": model_cfg.model_dump(), "train": train_cfg.model_dump()},
-                      inputs={str(patches_path): _digest(Path(patches_path)),
-                              str(norm_json): _digest(Path(norm_json))})
-    header = ModelHeader(network=spec, normalisation=norm, patch_size=patches.size,
-                         spacing=PixelSizes(lr=patches.lr_spacing, hr=patches.hr_spacing)
-                         if patches.lr_spacing and patches.hr_spacing else None, provenance=prov)
-    psnrs = [r["val_psnr"] for r in table if "val_psnr" in r]
-    record = Training(network=spec, preset=model_cfg.preset, parameters=count_parameters(net),
-                      n_train=len(train), n_val=len(val),
-                      seconds=round(time.perf_counter() - start, 1), epochs=table,
-                      best_val_psnr=max(psnrs) if psnrs else None, bicubic_val_psnr=bicubic_psnr(
-                          val), stopped_early=len(table) < train_cfg.epochs, resumed=resume,
-                      provenance=prov)
-    _write(out, net, header, record, train_cfg)
+                      inputs={p: _digest(Path(p))
+                              for p in train_inputs(patches_path, norm_json, train_cfg)})
+    record = _record(train, val, net, spec, model_cfg, train_cfg, resume,
+                     time.perf_counter() - start, logs, prov)
+    _write(out, net, _header(patches, norm, spec, record.provenance), record, train_cfg)
     return out
+
+
+def _header(patches: Patches, norm: Normalisation, spec: NetworkSpec, prov: dict
+            ) -> ModelHeader:
+    """The model file's header."""
+    return ModelHeader(network=spec, normalisation=norm, patch_size=patches.size,
+                       spacing=PixelSizes(lr=patches.lr_spacing, hr=patches.hr_spacing)
+                       if patches.lr_spacing and patches.hr_spacing else None, provenance=prov)
+
+
+def _record(train, val, net, spec: NetworkSpec, model_cfg: ModelConfig, train_cfg: TrainConfig,
+            resume: bool, seconds: float, logs: Path, prov: dict) -> Training:
+    """``training.json``: the run, epoch by epoch, and its provenance."""
+    from srbio.models import count_parameters
+
+    table = epochs_table(logs)
+    psnrs = [r["val_psnr"] for r in table if "val_psnr" in r]
+    waits = [r["data_wait_share"] for r in table if "data_wait_share" in r]
+    return Training(network=spec, preset=model_cfg.preset, parameters=count_parameters(net),
+                    n_train=len(train), n_val=len(val), seconds=round(seconds, 1),
+                    epochs=table, best_val_psnr=max(psnrs) if psnrs else None,
+                    bicubic_val_psnr=bicubic_psnr(val),
+                    stopped_early=len(table) < train_cfg.epochs, resumed=resume,
+                    data_wait_share=round(float(np.mean(waits)), 4) if waits else None,
+                    provenance=prov)

@@ -18,10 +18,22 @@ from torch.utils.data import Dataset, Sampler
 from srbio.core.normalise import normalise
 
 
+def _world() -> tuple[int, int]:
+    """(rank, number of processes) of an initialised torch.distributed group, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 class EpochSampler(Sampler):
     """A shuffled order per epoch, drawn from ``(seed, epoch)``; yields ``(epoch, index)``.
 
-    Lightning calls :meth:`set_epoch` at the start of every epoch, also after a resume.
+    Lightning calls :meth:`set_epoch` at the start of every epoch, also after a resume. In a
+    distributed (DDP) run each process takes every ``world``-th item of the same order, from
+    its rank on (the order wraps round so every process gets as many items), so the processes
+    together see each patch once per epoch, whatever their number.
     """
 
     def __init__(self, n: int, *, seed: int = 0) -> None:
@@ -33,10 +45,14 @@ class EpochSampler(Sampler):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         order = np.random.default_rng((self.seed, self.epoch)).permutation(self.n)
+        rank, world = _world()
+        if world > 1:
+            order = np.resize(order, len(self) * world)[rank::world]
         return iter([(self.epoch, int(i)) for i in order])
 
     def __len__(self) -> int:
-        return self.n
+        _, world = _world()
+        return -(-self.n // world)
 
 
 class PatchDataset(Dataset):

@@ -1,4 +1,4 @@
-"""Lightning module (L1 loss, Adam, validation PSNR) and the training entry point."""
+"""Lightning module (configured losses, Adam, validation PSNR) and the training entry point."""
 
 from __future__ import annotations
 
@@ -9,10 +9,17 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.callbacks import (
+    EarlyStopping,
+    EMAWeightAveraging,
+    ModelCheckpoint,
+    TQDMProgressBar,
+)
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader
 
+from srbio.io.outputs import process_rank
+from srbio.train.callbacks import DataWait
 from srbio.train.data import EpochSampler, PatchDataset
 from srbio.train.losses import PixelLoss
 
@@ -20,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class SRModule(L.LightningModule):
-    """Super-resolution training: L1 loss, Adam with cosine decay, PSNR on validation.
+    """Super-resolution training: pixel (+ perceptual) loss, Adam, PSNR on validation.
 
     Parameters
     ----------
@@ -30,23 +37,40 @@ class SRModule(L.LightningModule):
         Initial Adam learning rate.
     max_epochs : int
         Length of the cosine schedule.
+    loss : dict
+        Weights of the pixel losses (:class:`~srbio.train.losses.PixelLoss`).
+    schedule, milestones, warmup_epochs
+        Learning-rate schedule: cosine or multistep halving, after a linear warm-up.
+    perceptual : torch.nn.Module, optional
+        A perceptual loss (:class:`~srbio.train.perceptual.PerceptualLoss`) added to the
+        pixel loss with weight ``perceptual_weight``.
     """
 
     def __init__(self, net: torch.nn.Module, *, learning_rate: float = 2e-4,
                  max_epochs: int = 10, loss: dict[str, float] | None = None,
                  schedule: str = "cosine", milestones: list[int] | None = None,
-                 warmup_epochs: int = 0) -> None:
+                 warmup_epochs: int = 0, perceptual: torch.nn.Module | None = None,
+                 perceptual_weight: float = 0.0) -> None:
         super().__init__()
         self.net = net
         self.learning_rate = learning_rate
         self.max_epochs = max_epochs
         self.loss = PixelLoss(loss or {"l1": 1.0})
+        self.perceptual, self.perceptual_weight = perceptual, perceptual_weight
         self.schedule, self.milestones = schedule, list(milestones or [])
         self.warmup_epochs = warmup_epochs
         self.save_hyperparameters({"network": dict(getattr(net, "config", {})),
                                    "learning_rate": learning_rate, "max_epochs": max_epochs,
                                    "loss": dict(self.loss.weights), "schedule": schedule,
-                                   "milestones": self.milestones, "warmup_epochs": warmup_epochs})
+                                   "milestones": self.milestones, "warmup_epochs": warmup_epochs,
+                                   "perceptual_weight": perceptual_weight if perceptual else 0})
+
+    def content_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The pixel loss, plus the weighted perceptual loss when one is configured."""
+        loss = self.loss(pred, target)
+        if self.perceptual is not None:
+            loss = loss + self.perceptual_weight * self.perceptual(pred, target)
+        return loss
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run the network."""
@@ -55,8 +79,8 @@ class SRModule(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
         """The configured loss of one batch."""
         x, y = batch
-        loss = self.loss(self(x), y)
-        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        loss = self.content_loss(self(x), y)
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
@@ -64,12 +88,13 @@ class SRModule(L.LightningModule):
         x, y = batch
         pred = self(x).float()
         mse = ((pred - y) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-12)
-        self.log("val_loss", self.loss(pred, y), on_epoch=True)
-        self.log("val_psnr", (-10 * torch.log10(mse)).mean(), prog_bar=True, on_epoch=True)
+        self.log("val_loss", self.content_loss(pred, y), on_epoch=True, sync_dist=True)
+        self.log("val_psnr", (-10 * torch.log10(mse)).mean(), prog_bar=True, on_epoch=True,
+                 sync_dist=True)
 
-    def configure_optimizers(self):  # noqa: D102 (Lightning hook)
+    def schedule_for(self, opt: torch.optim.Optimizer):
+        """The configured learning-rate schedule of ``opt`` (stepped once per epoch)."""
         sch = torch.optim.lr_scheduler
-        opt = torch.optim.Adam(self.parameters(), lr=self.learning_rate, betas=(0.9, 0.999))
         rest = self.max_epochs - self.warmup_epochs
         if self.schedule == "multistep":
             marks = self.milestones or [self.max_epochs // 2, 3 * self.max_epochs // 4]
@@ -79,53 +104,106 @@ class SRModule(L.LightningModule):
         if self.warmup_epochs:
             warm = sch.LinearLR(opt, start_factor=0.1, total_iters=self.warmup_epochs)
             main = sch.SequentialLR(opt, [warm, main], milestones=[self.warmup_epochs])
-        return {"optimizer": opt, "lr_scheduler": main}
+        return main
+
+    def configure_optimizers(self):  # noqa: D102 (Lightning hook)
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.learning_rate, betas=(0.9, 0.999))
+        return {"optimizer": opt, "lr_scheduler": self.schedule_for(opt)}
+
+
+def _module(net: torch.nn.Module, epochs: int, learning_rate: float, grad_clip: float | None,
+            perceptual: dict | None, adversarial: dict | None, options: dict) -> SRModule:
+    """The Lightning module: plain, with a perceptual loss, and/or with a discriminator."""
+    if perceptual:
+        from srbio.train.perceptual import PerceptualLoss, load_vgg_features
+
+        options["perceptual"] = PerceptualLoss(load_vgg_features(perceptual["weights"],
+                                                                 perceptual["layer"]))
+        options["perceptual_weight"] = perceptual["weight"]
+    if not adversarial:
+        return SRModule(net, learning_rate=learning_rate, max_epochs=epochs, **options)
+    from srbio.models.discriminator import Discriminator
+    from srbio.train.gan import GANModule
+
+    channels = int(getattr(net, "config", {}).get("in_channels", 1))
+    return GANModule(net, discriminator=Discriminator(in_channels=channels,
+                                                      n_feats=adversarial["discriminator_feats"]),
+                     start_epoch=adversarial["start_epoch"], weight=adversarial["weight"],
+                     discriminator_lr=adversarial["learning_rate"], kind=adversarial["loss"],
+                     grad_clip=grad_clip, learning_rate=learning_rate, max_epochs=epochs,
+                     **options)
+
+
+def _callbacks(ckpt_dir: Path, *, patience: int | None, ema: float | None, progress: bool
+               ) -> tuple[ModelCheckpoint, list[L.Callback]]:
+    """The best-PSNR checkpoint, and every callback of the run."""
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_psnr", mode="max",
+                           enable_version_counter=False)
+    # every epoch, whether or not it is the best: what --resume continues from
+    latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False)
+    extra: list[L.Callback] = [DataWait()]
+    if patience:
+        extra.append(EarlyStopping("val_psnr", mode="max", patience=patience))
+    if ema:  # checkpoints, validation and the final weights use the average
+        extra.append(EMAWeightAveraging(decay=ema))
+    if progress:
+        extra.append(TQDMProgressBar(refresh_rate=10))
+    return best, [best, latest, *extra]
+
+
+def _loggers(log_dir: Path) -> list:
+    """CSV and TensorBoard loggers writing into one new ``version_<n>`` folder.
+
+    Each run (resumed runs too) gets its own folder: nothing of an earlier log is deleted.
+    """
+    version = len(list(log_dir.glob("version_*")))
+    return [CSVLogger(log_dir.parent, name=log_dir.name, version=version),
+            TensorBoardLogger(log_dir.parent, name=log_dir.name, version=version,
+                              default_hp_metric=False)]
 
 
 def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
         checkpoints: str | os.PathLike, logs: str | os.PathLike, epochs: int, batch_size: int,
         learning_rate: float, precision: str = "32", accelerator: str = "auto",
         num_workers: int = 0, seed: int = 0, resume: bool = False, progress: bool = True,
-        grad_clip: float | None = None, patience: int | None = None, **options: object
-        ) -> tuple[torch.nn.Module, Path]:
-    """Train ``net`` with Lightning; checkpoints go to ``checkpoints``, metrics CSVs to ``logs``.
+        grad_clip: float | None = None, patience: int | None = None, ema: float | None = None,
+        perceptual: dict | None = None, adversarial: dict | None = None,
+        devices: int | str = 1, strategy: str = "auto", compile: bool = False,
+        **options: object) -> tuple[torch.nn.Module | None, Path]:
+    """Train ``net`` with Lightning; checkpoints go to ``checkpoints``, logs to ``logs``.
 
     With ``resume``, training continues from ``checkpoints/last.ckpt`` of an interrupted run
-    (loaded with ``weights_only=True``), at its global step with its optimiser, scheduler and
-    data order; otherwise earlier checkpoints and logs there are removed first. Returns the
-    network with the best validation PSNR and the log folder (``version_<n>/metrics.csv``, one
-    per run; :func:`srbio.stages.train.epochs_table` merges them). ``options`` go to
+    (loaded with ``weights_only=True``), at its global step with its optimiser(s), scheduler,
+    weight average and data order; otherwise earlier checkpoints and logs there are removed
+    first. Returns the network with the best validation PSNR (the last one after an
+    adversarial phase, which trades PSNR for texture; ``None`` on DDP ranks other than 0) and
+    the log folder (``version_<n>/metrics.csv`` and TensorBoard events, one per run;
+    :func:`srbio.stages.train.epochs_table` merges them). ``options`` go to
     :class:`SRModule` (``loss``, ``schedule``, ``milestones``, ``warmup_epochs``);
     ``grad_clip`` clips the gradient norm; ``patience`` stops training when validation PSNR
-    has not improved for that many epochs.
+    has not improved for that many epochs; ``ema`` averages the weights with that decay;
+    ``perceptual`` and ``adversarial`` are the config sections of those losses.
     """
     ckpt_dir, log_dir = Path(checkpoints), Path(logs)
     last = ckpt_dir / "last.ckpt"
     if resume and not last.exists():
         raise FileNotFoundError(f"{last}: no checkpoint to resume from")
-    if not resume:  # a fresh run: never mix in checkpoints or logs of an earlier one
+    if not resume and process_rank() == 0:  # never mix in checkpoints or logs of a past run
         for stale in (ckpt_dir, log_dir):
             if stale.exists():
                 shutil.rmtree(stale)
     L.seed_everything(seed, workers=True, verbose=False)
-    module = SRModule(net, learning_rate=learning_rate, max_epochs=epochs, **options)
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_psnr",
-                                 mode="max", enable_version_counter=False)
-    # every epoch, whether or not it is the best: what --resume continues from
-    latest = ModelCheckpoint(dirpath=ckpt_dir, filename=last.stem, enable_version_counter=False)
-    # one version folder per run (resumed runs add one): nothing of an earlier log is deleted
-    logger = CSVLogger(log_dir.parent, name=log_dir.name)
+    if compile:
+        net.compile()
+    module = _module(net, epochs, learning_rate, grad_clip, perceptual, adversarial,
+                     dict(options))
+    best, callbacks = _callbacks(ckpt_dir, patience=patience, ema=ema, progress=progress)
     trainer = L.Trainer(
-        max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision,
-        gradient_clip_val=grad_clip,
-        callbacks=[checkpoint, latest,
-                   *([EarlyStopping("val_psnr", mode="max", patience=patience)]
-                     if patience else []),
-                   *([TQDMProgressBar(refresh_rate=10)] if progress else [])],
-        logger=logger,
-        enable_progress_bar=progress, log_every_n_steps=1, deterministic=False,
-        enable_model_summary=False,
-    )
+        max_epochs=epochs, accelerator=accelerator, devices=devices, strategy=strategy,
+        precision=precision, gradient_clip_val=None if adversarial else grad_clip,
+        callbacks=callbacks, logger=_loggers(log_dir), enable_progress_bar=progress,
+        log_every_n_steps=1, enable_model_summary=False,
+        use_distributed_sampler=False)  # EpochSampler shards itself
     loader_kw = {"batch_size": batch_size, "num_workers": num_workers,
                  "persistent_workers": num_workers > 0}
     order = EpochSampler(len(train), seed=seed)  # the same batches after a resume
@@ -133,9 +211,12 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
                                    **loader_kw),
                 DataLoader(val, shuffle=False, **loader_kw),
                 ckpt_path=str(last) if resume else None, weights_only=True)
-    best = checkpoint.best_model_path
-    if best:
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    if trainer.global_rank != 0:
+        return None, log_dir
+    if best.best_model_path and not adversarial:
+        state = torch.load(best.best_model_path, map_location="cpu",
+                           weights_only=True)["state_dict"]
         module.load_state_dict(state)
-        log.info("best checkpoint %s (val_psnr %.3f)", best, float(checkpoint.best_model_score))
+        log.info("best checkpoint %s (val_psnr %.3f)", best.best_model_path,
+                 float(best.best_model_score))
     return module.net.cpu().eval(), log_dir

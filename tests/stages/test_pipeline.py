@@ -13,10 +13,7 @@ import torch
 
 from srbio.config import (
     ModelConfig,
-    NormaliseConfig,
-    PatchesConfig,
     PredictConfig,
-    RegisterConfig,
     SplitConfig,
     TrainConfig,
 )
@@ -24,11 +21,8 @@ from srbio.inference import load_model
 from srbio.io import open_lazy, read_image, read_ome_zarr_attrs, write_tiff
 from srbio.io.outputs import MARKER
 from srbio.io.records import Prediction, RegisterFiles, Registration, Training
-from srbio.stages.crop import run_crop
 from srbio.stages.evaluate import run_evaluate
 from srbio.stages.predict import run_predict
-from srbio.stages.prepare import run_normalise, run_patches
-from srbio.stages.register import run_register
 from srbio.stages.report import run_report
 from srbio.stages.train import run_train
 
@@ -36,17 +30,6 @@ SPLIT = SplitConfig(axis="y", val_fraction=0.2, test_fraction=0.2)
 TRAIN = TrainConfig(epochs=3, batch_size=16, learning_rate=1e-3)
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory, pair2d):
-    """Registered, cropped, normalised, patched: the inputs of training."""
-    res = tmp_path_factory.mktemp("results")
-    run_register(pair2d["hr"], pair2d["lr"], res / "register" / "p", RegisterConfig(),
-                 truth=pair2d["truth"])
-    run_crop(res / "register" / "p", pair2d["hr"], res / "crop" / "p")
-    run_normalise([res / "crop" / "p"], res / "normalisation.json", NormaliseConfig(), SPLIT)
-    run_patches([res / "crop" / "p"], res / "patches.zarr",
-                PatchesConfig(size=16, n_train=256, n_val=32), SPLIT)
-    return res
 
 
 def test_register_writes_exactly_the_contract_files(prepared, pair2d):

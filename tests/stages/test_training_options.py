@@ -1,0 +1,105 @@
+"""Training options through the train stage on real patches: EMA, fine-tuning, perceptual and
+adversarial losses, logs, DDP with two CPU processes."""
+
+import json
+import logging
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from srbio.config import ModelConfig, TrainConfig
+from srbio.inference import load_model
+from srbio.io.records import Training
+from srbio.stages.train import run_train
+from tests.train.test_perceptual import save_small_vgg
+
+TINY = ModelConfig(preset="tiny")
+
+
+def _args(prepared):
+    return prepared / "patches.zarr", prepared / "normalisation.json"
+
+
+@pytest.mark.slow
+def test_ema_weights_are_what_is_saved_and_logs_include_tensorboard(prepared, tmp_path):
+    cfg = TrainConfig(epochs=2, batch_size=32, learning_rate=1e-3, ema=0.9)
+    out = run_train(*_args(prepared), tmp_path / "ema", TINY, cfg, progress=False)
+    best = torch.load(out.checkpoints / "best.ckpt", map_location="cpu", weights_only=True)
+    saved = load_model(out.model)[0].state_dict()
+    average = {k.removeprefix("net."): v for k, v in best["state_dict"].items()}
+    raw = {k.removeprefix("net."): v for k, v in best["current_model_state"].items()}
+    assert all(torch.equal(saved[k], average[k]) for k in saved)
+    assert not all(torch.equal(saved[k], raw[k]) for k in saved)  # the average, not the raw
+    record = Training.read(out.record)
+    assert 0 <= record.data_wait_share < 1
+    assert all("data_wait_share" in e for e in record.epochs)
+    assert list((out.logs / "version_0").glob("events.out.tfevents.*"))  # TensorBoard
+
+
+@pytest.mark.slow
+def test_fine_tuning_a_pruned_model_starts_from_the_larger_one(prepared, tmp_path, caplog):
+    big = ModelConfig(params={"n_groups": 2, "n_blocks": 3, "n_feats": 16, "reduction": 8})
+    pruned = ModelConfig(params={"n_groups": 2, "n_blocks": 1, "n_feats": 16, "reduction": 8})
+    cfg = TrainConfig(epochs=3, batch_size=32, learning_rate=1e-3)
+    parent = run_train(*_args(prepared), tmp_path / "big", big, cfg, progress=False)
+    one = cfg.model_copy(update={"epochs": 1})
+    scratch = run_train(*_args(prepared), tmp_path / "scratch", pruned, one, progress=False)
+    with caplog.at_level(logging.INFO, logger="srbio.stages.train"):
+        tuned = run_train(*_args(prepared), tmp_path / "tuned", pruned,
+                          one.model_copy(update={"init_from": str(parent.model)}),
+                          progress=False)
+    assert "copied 28 tensors, left 0 new" in caplog.text  # all of the pruned network
+    psnr = {k: Training.read(r.record).epochs[0]["val_psnr"]
+            for k, r in (("scratch", scratch), ("tuned", tuned))}
+    assert psnr["tuned"] > psnr["scratch"] + 1, psnr  # measured: ~4 dB ahead after one epoch
+    assert str(parent.model) in Training.read(tuned.record).provenance["inputs"]
+
+
+@pytest.mark.slow
+def test_srgan_phase_trains_a_discriminator_and_saves_only_the_generator(prepared, tmp_path):
+    vgg = tmp_path / "vgg.pth"
+    save_small_vgg(vgg)
+    cfg = TrainConfig(epochs=2, batch_size=32, learning_rate=1e-3,
+                      perceptual={"weights": str(vgg), "layer": 6, "weight": 0.1},
+                      adversarial={"start_epoch": 1, "discriminator_feats": 8})
+    model = ModelConfig(name="srresnet", params={"n_blocks": 2, "n_feats": 16})
+    out = run_train(*_args(prepared), tmp_path / "gan", model, cfg, progress=False)
+    epochs = Training.read(out.record).epochs
+    assert "d_loss" not in epochs[0] and epochs[1]["d_loss"] > 0  # pre-training, then GAN
+    net, header = load_model(out.model)
+    assert header.network.name == "srresnet"
+    assert not any(k.startswith("discriminator") for k in net.state_dict())
+    last = torch.load(out.checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
+    assert len(last["optimizer_states"]) == 2
+    assert any(k.startswith("discriminator.") for k in last["state_dict"])
+    assert not any("perceptual" in k or "_features" in k for k in last["state_dict"])
+
+
+def test_missing_vgg_or_init_files_fail_before_training(prepared, tmp_path):
+    for update, key in (({"init_from": str(tmp_path / "none.pt")}, "train.init_from"),
+                        ({"perceptual": {"weights": str(tmp_path / "vgg.pth")}},
+                         "train.perceptual.weights")):
+        cfg = TrainConfig(epochs=1, **update)
+        with pytest.raises(FileNotFoundError, match=f"not found|{key}"):
+            run_train(*_args(prepared), tmp_path / "out", TINY, cfg, progress=False)
+        assert not (tmp_path / "out" / "model.pt").exists()
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes_trains_and_writes_once(prepared, tmp_path):
+    settings = {"model": {"preset": "tiny"},
+                "train": {"epochs": 2, "batch_size": 16, "devices": 2, "strategy": "ddp",
+                          "accelerator": "cpu"}}
+    out = tmp_path / "ddp"
+    r = subprocess.run([sys.executable, "-m", "srbio", "train", "--patches",
+                        prepared / "patches.zarr", "--normalisation",
+                        prepared / "normalisation.json", "--out", out,
+                        "--settings", json.dumps(settings), "--quiet"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 2 * 8  # 256 patches / 2 processes / 16 per batch, 2 epochs
+    assert Training.read(out / "training.json").epochs[-1]["epoch"] == 1
+    load_model(out / "model.pt")
