@@ -112,6 +112,16 @@ def cmd_train(a: argparse.Namespace) -> None:
               progress=not a.quiet, overwrite=a.overwrite)
 
 
+def cmd_export(a: argparse.Namespace) -> None:
+    """Run the export stage (missing ONNX packages or a failed check: a clear error)."""
+    from srbio.stages.export import run_export
+
+    try:
+        run_export(a.model, a.out, a.format, overwrite=a.overwrite)
+    except RuntimeError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def cmd_predict(a: argparse.Namespace) -> None:
     """Run the predict stage."""
     (cfg,) = _sections(a, "predict")
@@ -267,6 +277,13 @@ def _add_model_stages(add: Adder) -> None:
     s.add_argument("--allow-missing-chunks", action="store_true",
                    help="a zarr input whose writer skipped empty chunks (read as fill value)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    s = add("export", cmd_export, "export a model to TorchScript / ONNX (checked against "
+            "PyTorch)", False)
+    s.add_argument("--model", required=True)
+    s.add_argument("--out", required=True, help="folder for the exported files + export.json")
+    s.add_argument("--format", nargs="+", choices=["torchscript", "onnx"],
+                   default=["torchscript", "onnx"])
 
     s = add("evaluate", cmd_evaluate, "held-out metrics against bicubic/nearest baselines")
     s.add_argument("--model", required=True)

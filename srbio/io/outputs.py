@@ -30,7 +30,8 @@ MARKER = ".srbio-output.json"
 # the stage that writes each record kind
 _RECORD_STAGES = {"simulation": "simulate", "registration": "register", "crop": "crop",
                   "enhancement": "enhance", "normalisation": "normalise", "patches": "patches",
-                  "training": "train", "evaluation": "evaluate", "prediction": "predict"}
+                  "training": "train", "evaluation": "evaluate", "prediction": "predict",
+                  "export": "export"}
 
 
 def _json(path: Path) -> dict | None:

@@ -1,5 +1,10 @@
 """Patch store: a zarr v3 group of uint16 arrays ``train/lr``, ``train/hr``, ``val/lr``, ``val/hr``.
 
+Each patch is one zarr chunk, and chunks are grouped into shards of up to 256 patches (one
+file each), so training reads one patch at a time without loading the store: datasets far
+larger than memory train, from any number of loader processes. Stores written by srbio ≤ 0.2
+(256 patches per chunk) read the same, a chunk at a time.
+
 Its description (scale, size, pixel sizes, provenance) is the
 :class:`~srbio.io.records.Patches` record written beside it.
 """
@@ -7,6 +12,8 @@ Its description (scale, size, pixel sizes, provenance) is the
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zarr
@@ -14,6 +21,7 @@ import zarr
 from srbio.io.atomic import atomic_path
 
 PARTS = ("train/lr", "train/hr", "val/lr", "val/hr")
+SHARD = 256  # patches per shard file
 
 
 def write_patches(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
@@ -25,12 +33,42 @@ def write_patches(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Non
     with atomic_path(path) as tmp:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         for name, arr in arrays.items():
-            group.create_array(name, data=arr, chunks=(min(256, len(arr)), *arr.shape[1:]))
+            group.create_array(name, data=arr, chunks=(1, *arr.shape[1:]),
+                               shards=(max(1, min(SHARD, len(arr))), *arr.shape[1:]))
         group.attrs["srbio"] = {"output": "patches"}  # srbio's own (srbio.io.outputs.owner)
 
 
-def read_patches(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read every patch array into memory."""
+class LazyPatches:
+    """One patch array of a store, opened on first use in each process; ``[i]`` reads patch i.
+
+    Pickles as its path and name (no open file handles), so loader workers open their own.
+    """
+
+    def __init__(self, store: str | os.PathLike, name: str, shape: tuple[int, ...]) -> None:
+        self.store, self.name, self.shape = str(store), name, tuple(shape)
+        self.dtype = np.dtype(np.uint16)
+        self._array: Any = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if self._array is None:
+            self._array = zarr.open_array(self.store, path=self.name, mode="r")
+        return np.asarray(self._array[i])
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_array": None}
+
+
+def open_patches(path: str | os.PathLike) -> dict[str, LazyPatches]:
+    """The patch arrays of a store, read lazily (see :class:`LazyPatches`).
+
+    Raises
+    ------
+    ValueError
+        Naming the store when it is not a patch store, lacks a part, or holds other data.
+    """
     try:
         group = zarr.open_group(str(path), mode="r")
     except Exception as exc:  # zarr raises several unrelated types
@@ -39,5 +77,16 @@ def read_patches(path: str | os.PathLike) -> dict[str, np.ndarray]:
     for key in PARTS:
         if key not in group:
             raise ValueError(f"{path}: patch store lacks {key}")
-        arrays[key] = np.asarray(group[key])
+        arr = group[key]
+        if not isinstance(arr, zarr.Array) or arr.dtype != np.uint16 or arr.ndim != 3:
+            raise ValueError(f"{path}: {key} must be (N, h, w) uint16 patches, got "
+                             f"{getattr(arr, 'dtype', type(arr).__name__)} "
+                             f"{getattr(arr, 'shape', '')}")
+        arrays[key] = LazyPatches(Path(path), key, arr.shape)
     return arrays
+
+
+def read_patches(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read every patch array into memory (small stores, tests)."""
+    group = zarr.open_group(str(path), mode="r")
+    return {key: np.asarray(group[key]) for key in open_patches(path)}

@@ -320,6 +320,29 @@ class Evaluation(Record):
     mean: dict[str, Scores]
 
 
+class ExportedFile(BaseModel):
+    """One exported file and how closely it reproduces the PyTorch network."""
+
+    model_config = ConfigDict(extra="forbid")
+    file: str
+    max_abs_diff: float = Field(description="largest |exported − PyTorch| output difference on "
+                                "a random normalised input of another shape than the example")
+    test_shape: list[int]
+
+
+class Export(Record):
+    """``export.json`` beside exported models: their source and everything to use them."""
+
+    KIND: ClassVar[str] = "export"
+    model: str
+    header: ModelHeader = Field(description="the model file's header: network, scale, "
+                                "normalisation (apply it outside srbio too), pixel sizes")
+    formats: dict[str, ExportedFile]
+    input: str = Field("(N, 1, H, W) float32, normalised: (x - lr.vmin) / (lr.vmax - lr.vmin)",
+                       description="what the exported networks take")
+    output: str = Field("(N, 1, H*scale, W*scale) float32; HR = y * (hr.vmax - hr.vmin) + hr.vmin")
+
+
 class Prediction(Record):
     """``<volume>.json`` beside a prediction: what was predicted with which model, and how fast."""
 
@@ -425,6 +448,14 @@ class TrainFiles(Folder):
     record = File("training.json")
     checkpoints = File("checkpoints", output=False)  # Lightning: last.ckpt, best.ckpt
     logs = File("logs", output=False)  # Lightning's CSV log
+
+
+class ExportFiles(Folder):
+    """Folder of the export stage."""
+
+    torchscript = File("model.torchscript.pt")
+    onnx = File("model.onnx")
+    record = File("export.json")
 
 
 class EvaluateFiles(Folder):

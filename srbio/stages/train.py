@@ -82,10 +82,10 @@ def read_inputs(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
 
 def _datasets(patches_path: str | os.PathLike, norm: Normalisation, cfg: TrainConfig) -> tuple:
     """The training (augmented) and validation datasets of a patch store."""
-    from srbio.io.patches import read_patches
+    from srbio.io.patches import open_patches
     from srbio.train import PatchDataset
 
-    arrays = read_patches(patches_path)
+    arrays = open_patches(patches_path)  # read a patch at a time, never whole
     ranges = {"lr_range": norm.lr.pair, "hr_range": norm.hr.pair}
     train = PatchDataset(arrays["train/lr"], arrays["train/hr"], augment=True,
                          gain=cfg.gain_augment, seed=cfg.seed, **ranges)
@@ -125,8 +125,8 @@ def _init_from(net, path: str, scale: int) -> None:
 
     header, state = read_model_file(path)
     if header.network.scale != scale:
-        log.warning("train.init_from %s: a scale %d model; training scale %d (only weights of "
-                    "matching shape are copied)", path, header.network.scale, scale)
+        raise ValueError(f"{path}: train.init_from is a scale {header.network.scale} model; "
+                         f"the patches are scale {scale}")
     done = copy_matching(net, state)
     if not done.copied:
         raise ValueError(f"{path}: train.init_from shares no weight (name and shape) with "

@@ -60,8 +60,9 @@ class PatchDataset(Dataset):
 
     Parameters
     ----------
-    lr, hr : numpy.ndarray
-        (N, h, w) and (N, h*scale, w*scale) uint16 patches.
+    lr, hr : numpy.ndarray or array-like
+        (N, h, w) and (N, h*scale, w*scale) uint16 patches: arrays, or lazy readers such as
+        :class:`srbio.io.patches.LazyPatches` (``len`` and ``[i]``), read one item at a time.
     lr_range, hr_range : (float, float)
         Fixed normalisation (vmin, vmax) of each modality.
     augment : bool
@@ -81,8 +82,7 @@ class PatchDataset(Dataset):
             raise ValueError(f"{len(lr)} LR patches but {len(hr)} HR patches")
         if len(lr) == 0:
             raise ValueError("no patches: check the patch extraction settings")
-        self.lr = np.asarray(lr)
-        self.hr = np.asarray(hr)
+        self.lr, self.hr = lr, hr
         self.lr_range = lr_range
         self.hr_range = hr_range
         self.augment = augment

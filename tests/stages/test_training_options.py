@@ -13,6 +13,7 @@ from srbio.config import ModelConfig, TrainConfig
 from srbio.inference import load_model
 from srbio.io.records import Training
 from srbio.stages.train import run_train
+from tests.reliability.conftest import tiny_model
 from tests.train.test_perceptual import save_small_vgg
 
 TINY = ModelConfig(preset="tiny")
@@ -103,3 +104,20 @@ def test_ddp_with_two_cpu_processes_trains_and_writes_once(prepared, tmp_path):
     assert ckpt["global_step"] == 2 * 8  # 256 patches / 2 processes / 16 per batch, 2 epochs
     assert Training.read(out / "training.json").epochs[-1]["epoch"] == 1
     load_model(out / "model.pt")
+
+
+@pytest.mark.slow
+def test_loader_workers_read_the_lazy_store_and_change_nothing(prepared, tmp_path):
+    cfg = TrainConfig(epochs=1, batch_size=32, learning_rate=1e-3)
+    runs = [run_train(*_args(prepared), tmp_path / f"w{n}", TINY,
+                      cfg.model_copy(update={"num_workers": n}), progress=False)
+            for n in (0, 2)]
+    a, b = (load_model(r.model)[0].state_dict() for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same batches, same augmentations
+
+
+def test_init_from_a_model_of_another_scale_is_refused(prepared, tmp_path):
+    cfg = TrainConfig(epochs=1, init_from=str(tiny_model(tmp_path / "x3.pt", scale=3)))
+    with pytest.raises(ValueError, match=r"x3.pt: train.init_from is a scale 3 model; the "
+                                         "patches are scale 2"):
+        run_train(*_args(prepared), tmp_path / "out", TINY, cfg, progress=False)
