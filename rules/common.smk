@@ -8,7 +8,7 @@ import re
 import shlex
 from pathlib import Path
 
-from srbio.config import section_settings, validate_config
+from srbio.config import model_settings, section_settings, validate_config
 from srbio.io.records import Results, parent, patches_store_path, prediction_store_path
 
 CFG = validate_config(config, source=", ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml")
@@ -17,8 +17,14 @@ SIM = {s.name: s for s in CFG.simulate}
 PAIRS = {p.name: p for p in CFG.pairs}
 VOLUMES = {v.name: v for v in CFG.predict.volumes}
 PREDICTIONS = [str(R.prediction(name).record) for name in VOLUMES]
-# files training reads besides the patches: a model to fine-tune from, VGG weights
-TRAIN_EXTRA = [p for p in (CFG.train.init_from, CFG.train.perceptual and CFG.train.perceptual.weights) if p]
+MODELS = CFG.trained_models()  # label -> (network, train settings): one train job each
+PREDICTOR = CFG.predicting_model  # the model that predicts the volumes
+
+
+def train_extra(w):
+    """Files a model's training reads besides the patches: a model to fine-tune from, VGG weights."""
+    train = MODELS[w.model][1]
+    return [p for p in (train.init_from, train.perceptual and train.perceptual.weights) if p]
 
 
 def settings(*sections, **exclude):
@@ -45,3 +51,4 @@ wildcard_constraints:
     sim="|".join(map(re.escape, SIM)) or "NO_SIMULATION",
     pair="|".join(map(re.escape, PAIRS)),
     volume="|".join(map(re.escape, VOLUMES)) or "NO_VOLUME",
+    model="|".join(map(re.escape, MODELS)),

@@ -1,15 +1,15 @@
-# predict every volume listed under `predict.volumes` with the trained model
+# predict every volume listed under `predict.volumes` with the trained model (predict.model)
 
 
 rule predict_volume:
     input:
-        model=rules.train.output.model,
+        model=str(R.train(PREDICTOR).model),
         volume=lambda w: VOLUMES[w.volume].path,
     output:
         str(R.prediction("{volume}").record),  # written after the OME-Zarr beside it is complete
     params:
         store=lambda w, output: str(prediction_store_path(output[0])),
-        settings=settings("predict", predict={"volumes"}),
+        settings=settings("predict", predict={"volumes", "model"}),
         spacing=lambda w: spacing_flag("--spacing", VOLUMES[w.volume].spacing),
         chunks=lambda w: "--allow-missing-chunks" if VOLUMES[w.volume].allow_missing_chunks else "",
     log:
@@ -34,4 +34,6 @@ rule predict:
 
 localrules:
     predict,
+    train,
+    evaluate,
     all,

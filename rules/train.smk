@@ -1,19 +1,20 @@
-# train the network; evaluate it on the held-out regions; write the report
+# train each model (one job per label of `models:`, or the one `model`); evaluate each on the
+# held-out regions; write the report comparing them
 
 
-rule train:
+rule train_model:
     input:
         patches=rules.patches.output[0],
         normalisation=rules.normalise.output[0],
-        extra=TRAIN_EXTRA,
+        extra=train_extra,
     output:
-        **outputs(R.train),
+        **outputs(R.train("{model}")),
     params:
         store=lambda w, input: str(patches_store_path(input.patches)),
         out=lambda w, output: parent(output.record),
-        settings=settings("model", "train"),
+        settings=lambda w: model_settings(CFG, w.model),
     log:
-        str(R.log("train")),
+        str(R.log("train", "{model}")),
     conda:
         "../envs/srbio.yaml"
     threads: 8
@@ -26,18 +27,18 @@ rule train:
         "--settings {params.settings:q} --quiet > {log:q} 2>&1"
 
 
-rule evaluate:
+rule evaluate_model:
     input:
-        model=rules.train.output.model,
+        model=rules.train_model.output.model,
         crops=PREPARED_RECORDS,
     output:
-        **outputs(R.evaluate),  # the record names the comparison pictures (QC-skipped pairs: none)
+        **outputs(R.evaluate("{model}")),  # the record names the comparison pictures
     params:
         crops=lambda w, input: [parent(p) for p in input.crops],
         out=lambda w, output: parent(output.record),
-        settings=settings("split", "predict", predict={"volumes", "dtype", "chunk"}),
+        settings=settings("split", "predict", predict={"volumes", "dtype", "chunk", "model"}),
     log:
-        str(R.log("evaluate")),
+        str(R.log("evaluate", "{model}")),
     conda:
         "../envs/srbio.yaml"
     threads: 8
@@ -50,10 +51,22 @@ rule evaluate:
         "> {log:q} 2>&1"
 
 
+rule train:
+    input:
+        [str(R.train(m).model) for m in MODELS],
+    default_target: False
+
+
+rule evaluate:
+    input:
+        [str(R.evaluate(m).record) for m in MODELS],
+    default_target: False
+
+
 rule report:
     input:
-        evaluation=rules.evaluate.output.record,
-        training=rules.train.output.record,
+        evaluations=[str(R.evaluate(m).record) for m in MODELS],
+        trainings=[str(R.train(m).record) for m in MODELS],
         normalisation=rules.normalise.output[0],
         registrations=[str(R.register(name).record) for name in PAIRS],
     output:
@@ -66,6 +79,6 @@ rule report:
         mem_mb=2000,
         runtime=5,
     shell:
-        "python -m srbio report --overwrite --out {output:q} --evaluation {input.evaluation:q} "
-        "--training {input.training:q} --normalisation {input.normalisation:q} "
+        "python -m srbio report --overwrite --out {output:q} --evaluation {input.evaluations:q} "
+        "--training {input.trainings:q} --normalisation {input.normalisation:q} "
         "--registrations {input.registrations:q} > {log:q} 2>&1"

@@ -316,8 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_stages(add)
     s = add("report", cmd_report, "write the Markdown report from the stage records", False)
     s.add_argument("--out", required=True)
-    s.add_argument("--evaluation", required=True, help="evaluation.json of `srbio evaluate`")
-    s.add_argument("--training", required=True, help="training.json of `srbio train`")
+    s.add_argument("--evaluation", nargs="+", required=True,
+                   help="evaluation.json of `srbio evaluate`, one per model")
+    s.add_argument("--training", nargs="+", required=True,
+                   help="training.json of `srbio train`, one per model")
     s.add_argument("--normalisation", required=True)
     s.add_argument("--registrations", nargs="+", required=True, help="registration.json files")
     s = add("models", cmd_models, "list networks and presets: parameters, FLOPs per pixel", False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -219,6 +219,14 @@ class ModelConfig(Strict):
         return self
 
 
+class ModelEntry(ModelConfig):
+    """One network of ``models:``: a label, the network, and its own train settings."""
+
+    label: Name = Field(description="names its results folders (train/<label>, evaluate/<label>)")
+    train: dict[str, Any] = Field(
+        {}, description="train settings of this model only, over the train section's")
+
+
 class Perceptual(Strict):
     """Perceptual loss: VGG features of a local weights file (never downloaded)."""
 
@@ -264,6 +272,9 @@ class TrainConfig(Strict):
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm")
     patience: int | None = Field(
         None, ge=1, description="stop when validation PSNR has not improved for this many epochs")
+    max_minutes: float | None = Field(
+        None, gt=0, description="stop training after this wall time (a fixed budget; the "
+        "best checkpoint so far is kept)")
     init_from: str | None = Field(
         None, description="model file whose weights of matching name and shape start training "
         "(fine-tuning, e.g. a pruned RCAN from the paper one)")
@@ -323,6 +334,8 @@ class PredictConfig(Strict):
         "one (else refuse it)")
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:[0-9]+)?)$",
                         description="auto (CUDA, then MPS, then CPU), cpu, mps, cuda or cuda:N")
+    model: str | None = Field(None, description="label of the model (of `models:`) that "
+                              "predicts the volumes; default: the first")
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> PredictConfig:
@@ -345,8 +358,60 @@ class Config(Strict):
     normalise: NormaliseConfig = NormaliseConfig()
     patches: PatchesConfig = PatchesConfig()
     model: ModelConfig = ModelConfig()
+    models: list[ModelEntry] = Field(
+        [], description="several networks trained on the same patches and compared in the "
+        "report, instead of `model`")
     train: TrainConfig = TrainConfig()
     predict: PredictConfig = PredictConfig()
+
+    def trained_models(self) -> dict[str, tuple[ModelConfig, TrainConfig]]:
+        """Label → (network, train settings) of every model the workflow trains.
+
+        Without ``models:``, the one ``model`` labelled by its network's name.
+        """
+        if not self.models:
+            return {self.model.name: (self.model, self.train)}
+        out = {}
+        for i, entry in enumerate(self.models):
+            train = validate_section(TrainConfig, {**self.train.model_dump(), **entry.train},
+                                     source=f"models[{i}] ({entry.label}).train")
+            out[entry.label] = (ModelConfig(name=entry.name, preset=entry.preset,
+                                            params=entry.params), train)
+        return out
+
+    @property
+    def predicting_model(self) -> str:
+        """Label of the model that predicts ``predict.volumes``."""
+        return self.predict.model or next(iter(self.trained_models()))
+
+    @model_validator(mode="after")
+    def _models(self) -> Config:
+        if self.models and "model" in self.model_fields_set:
+            raise ValueError("give either `model` (one network) or `models` (several), not both")
+        labels = [e.label for e in self.models]
+        dup = sorted({n for n in labels if labels.count(n) > 1})
+        if dup:
+            raise ValueError(f"models: labels must be unique, repeated: {dup}")
+        trained = self.trained_models()  # checks each entry's train settings
+        if self.predict.model is not None and self.predict.model not in trained:
+            raise ValueError(f"predict.model {self.predict.model!r} is not a model label "
+                             f"(labels: {', '.join(trained)})")
+        for label, (model, _) in trained.items():
+            self._check_network(label, model)
+        return self
+
+    def _check_network(self, label: str, model: ModelConfig) -> None:
+        """The patches and the registration scale suit network ``model``."""
+        smallest = network_info(model.name).min_input
+        if self.patches.size < smallest:
+            raise ValueError(f"patches.size {self.patches.size} is smaller than the "
+                             f"{smallest} pixels network {model.name!r} ({label}) needs")
+        scale = self.registration.scale
+        if scale != "auto":
+            try:
+                check_scale(model.name, scale)
+            except ValueError as exc:
+                raise ValueError(f"register.scale {scale} cannot be trained: {exc}") from None
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -356,16 +421,6 @@ class Config(Strict):
             dup = sorted({n for n in names if names.count(n) > 1})
             if dup:
                 raise ValueError(f"{label}: names must be unique, repeated: {dup}")
-        smallest = network_info(self.model.name).min_input
-        if self.patches.size < smallest:
-            raise ValueError(f"patches.size {self.patches.size} is smaller than the "
-                             f"{smallest} pixels network {self.model.name!r} needs")
-        scale = self.registration.scale
-        if scale != "auto":
-            try:
-                check_scale(self.model.name, scale)
-            except ValueError as exc:
-                raise ValueError(f"register.scale {scale} cannot be trained: {exc}") from None
         return self
 
 
@@ -458,6 +513,14 @@ def section_settings(cfg: Config, *names: str, exclude: dict[str, set[str]] | No
             value.pop(field, None)
         out[name] = value
     return json.dumps(out, sort_keys=True, separators=(",", ":"))
+
+
+def model_settings(cfg: Config, label: str) -> str:
+    """JSON of the ``model`` and ``train`` sections of model ``label`` (as section_settings)."""
+    model, train = cfg.trained_models()[label]
+    return json.dumps({"model": model.model_dump(mode="json"),
+                       "train": train.model_dump(mode="json")},
+                      sort_keys=True, separators=(",", ":"))
 
 
 def load_sections(names: list[str], *, config: str | os.PathLike | None = None,

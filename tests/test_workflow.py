@@ -54,10 +54,10 @@ def mark_done(workdir, *args):
 def test_dry_run_shows_the_whole_dag_and_writes_nothing(workdir):
     r = run("-n", cwd=workdir)
     assert r.returncode == 0, r.stderr + r.stdout
-    assert set(jobs(r)) == {"simulate", "register", "crop", "normalise", "patches", "train",
-                            "evaluate", "predict_volume", "report"}
+    assert set(jobs(r)) == {"simulate", "register", "crop", "normalise", "patches", "train_model",
+                            "evaluate_model", "predict_volume", "report"}
     assert set(jobs(run("-n", "predict", cwd=workdir))) == {
-        "simulate", "register", "crop", "normalise", "patches", "train", "predict_volume"}
+        "simulate", "register", "crop", "normalise", "patches", "train_model", "predict_volume"}
     assert run("--lint", cwd=workdir).returncode == 0
     assert not (workdir / "results").exists()  # nothing is written while the workflow parses
 
@@ -90,13 +90,39 @@ def test_each_config_edit_reruns_exactly_the_jobs_that_read_it(workdir):
                '{"name": "big", "path": "data/sample/lls_hr.tif"}]}')
     assert jobs(run("-n", "--config", volumes, cwd=workdir)) == {"predict_volume": 1}
     assert jobs(run("-n", "--config", 'train={"epochs": 3}', cwd=workdir)) == {
-        "train": 1, "evaluate": 1, "predict_volume": 1, "report": 1}
+        "train_model": 1, "evaluate_model": 1, "predict_volume": 1, "report": 1}
     assert jobs(run("-n", "--config", 'predict={"volumes": [{"name": "lls", "path": '
                     '"results/simulated/lls/lr.tif"}], "tile_shape": [128, 128]}',
-                    cwd=workdir)) == {"evaluate": 1, "predict_volume": 1, "report": 1}
+                    cwd=workdir)) == {"evaluate_model": 1, "predict_volume": 1, "report": 1}
     assert jobs(run("-n", "--config", 'register={"transform": "rigid"}', cwd=workdir)) == {
-        "register": 1, "crop": 1, "normalise": 1, "patches": 1, "train": 1, "evaluate": 1,
+        "register": 1, "crop": 1, "normalise": 1, "patches": 1, "train_model": 1, "evaluate_model": 1,
         "predict_volume": 1, "report": 1}
+
+
+def test_several_models_train_once_each_and_rerun_alone(workdir):
+    """`models:`: one train and one evaluate job per label; editing one re-runs only its jobs."""
+    import yaml
+
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    del cfg["model"]
+    cfg["models"] = [{"label": "rcan", "name": "rcan", "preset": "tiny"},
+                     {"label": "edsr", "name": "edsr", "params": {"n_blocks": 2, "n_feats": 16}}]
+
+    def write(name, **changes):
+        (workdir / name).write_text(yaml.safe_dump({**cfg, **changes}))
+        return ("--configfile", name)
+
+    args = write("two.yaml")
+    r = run("-n", *args, cwd=workdir)
+    assert jobs(r)["train_model"] == 2 and jobs(r)["evaluate_model"] == 2
+    assert "results/train/edsr/model.pt" in r.stdout and "results/train/rcan/model.pt" in r.stdout
+    mark_done(workdir, *args)
+    edsr = {**cfg["models"][1], "train": {"epochs": 2}}
+    # edsr's own train settings: its train and evaluate, and the report; rcan predicts: untouched
+    assert jobs(run("-n", *write("e.yaml", models=[cfg["models"][0], edsr]), cwd=workdir)) == {
+        "train_model": 1, "evaluate_model": 1, "report": 1}
+    other = write("p.yaml", predict={**cfg["predict"], "model": "edsr"})
+    assert jobs(run("-n", *other, cwd=workdir)) == {"predict_volume": 1}
 
 
 def test_a_users_config_stands_alone(workdir, pair2d):
@@ -104,8 +130,8 @@ def test_a_users_config_stands_alone(workdir, pair2d):
     (workdir / "my.yaml").write_text(
         f"results: out\npairs: [{{name: cell, lr: '{pair2d['lr']}', hr: '{pair2d['hr']}'}}]\n")
     r = run("-n", "--configfile", "my.yaml", cwd=workdir)
-    assert jobs(r) == {"register": 1, "crop": 1, "normalise": 1, "patches": 1, "train": 1,
-                       "evaluate": 1, "report": 1}
+    assert jobs(r) == {"register": 1, "crop": 1, "normalise": 1, "patches": 1, "train_model": 1,
+                       "evaluate_model": 1, "report": 1}
     assert "out/register/cell/registration.json" in r.stdout and "lls" not in r.stdout
     assert "--settings" in run("-n", "-p", "--configfile", "my.yaml", cwd=workdir).stdout
 

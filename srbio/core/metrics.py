@@ -66,3 +66,48 @@ def upsample(image: np.ndarray, scale: int, *, order: int) -> np.ndarray:
     zoom = (1,) * (image.ndim - 2) + (scale, scale)
     return ndi.zoom(np.asarray(image, np.float32), zoom, order=order, mode="reflect",
                     grid_mode=True, prefilter=order > 1)
+
+
+def linear_fit(pred: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None = None
+               ) -> tuple[float, float]:
+    """Least-squares ``(a, b)`` minimising ``|a · pred + b − target|²`` over the masked pixels.
+
+    The intensity match CARE-style evaluations apply to every method before scoring, so a
+    method is not penalised (or flattered) for a gain or offset that one line undoes.
+    """
+    p, t = _pixels(pred, target, mask)
+    p64, t64 = p.astype(np.float64), t.astype(np.float64)
+    var = float(np.var(p64))
+    if var == 0.0:
+        return 0.0, float(t64.mean())
+    a = float(np.mean((p64 - p64.mean()) * (t64 - t64.mean())) / var)
+    return a, float(t64.mean() - a * p64.mean())
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two images over their common top-left region."""
+    common = tuple(slice(0, min(x, y)) for x, y in zip(a.shape, b.shape, strict=True))
+    x = a[common].astype(np.float64).ravel()
+    y = b[common].astype(np.float64).ravel()
+    sx, sy = x.std(), y.std()
+    if sx == 0 or sy == 0:
+        return 0.0
+    return float(np.mean((x - x.mean()) * (y - y.mean())) / (sx * sy))
+
+
+def near_duplicates(images: dict[str, np.ndarray], *, threshold: float = 0.99
+                    ) -> list[tuple[str, str, float]]:
+    """Pairs of named images whose correlation exceeds ``threshold``: ``(a, b, r)``.
+
+    Two such images are one sample counted twice (the same acquisition listed twice, or two
+    near-identical time points): they inflate training data and test statistics alike.
+    """
+    names = sorted(images)
+    found = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if images[a].ndim == images[b].ndim:
+                r = correlation(images[a], images[b])
+                if r > threshold:
+                    found.append((a, b, r))
+    return found

@@ -303,10 +303,23 @@ class PairEvaluation(BaseModel):
     """Held-out metrics of one pair."""
 
     model_config = ConfigDict(extra="forbid")
-    methods: dict[str, Scores]
+    methods: dict[str, Scores] = Field(description="after the fixed normalisation")
+    fitted: dict[str, Scores] = Field(
+        {}, description="after a least-squares linear intensity fit of each method to HR")
+    fit: dict[str, tuple[float, float]] = Field(
+        {}, description="gain a and offset b of each method's fit (normalised units)")
     test_shape_hr: list[int]
     test_valid_fraction: float
+    test_valid_pixels: int = 0
     figure: str
+
+
+class NearDuplicate(BaseModel):
+    """Two pairs whose HR images correlate above the threshold: one sample counted twice."""
+
+    model_config = ConfigDict(extra="forbid")
+    pairs: tuple[str, str]
+    correlation: float
 
 
 class Evaluation(Record):
@@ -318,6 +331,11 @@ class Evaluation(Record):
     normalisation: Normalisation
     pairs: dict[str, PairEvaluation]
     mean: dict[str, Scores]
+    mean_fitted: dict[str, Scores] = {}
+    network_megapixels_per_second: float | None = Field(
+        None, description="output megapixels per second of the network on the test regions")
+    device: str | None = None
+    near_duplicates: list[NearDuplicate] = []
 
 
 class ExportedFile(BaseModel):
@@ -502,13 +520,13 @@ class Results(Folder):
     def patches(self) -> StoreFiles:  # noqa: D102
         return StoreFiles(self.root / "patches.zarr", self.root / "patches.json")
 
-    @property
-    def train(self) -> TrainFiles:  # noqa: D102
-        return TrainFiles(self.root / "train")
+    def train(self, model: str) -> TrainFiles:
+        """The train folder of model ``model`` (its label)."""
+        return TrainFiles(self.root / "train" / model)
 
-    @property
-    def evaluate(self) -> EvaluateFiles:  # noqa: D102
-        return EvaluateFiles(self.root / "evaluate")
+    def evaluate(self, model: str) -> EvaluateFiles:
+        """The evaluate folder of model ``model`` (its label)."""
+        return EvaluateFiles(self.root / "evaluate" / model)
 
     @property
     def report(self) -> Path:  # noqa: D102

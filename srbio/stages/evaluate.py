@@ -1,25 +1,29 @@
-"""Stage ``evaluate``: held-out metrics of the network against nearest and bicubic upsampling."""
+"""Stage ``evaluate``: held-out metrics of the network against upsampling baselines.
+
+Every method is scored after the fixed normalisation and after a linear intensity fit to HR.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 
 import numpy as np
 
 from srbio.config import PredictConfig, SplitConfig
 from srbio.core.grid import band
-from srbio.core.metrics import nrmse, psnr, ssim, upsample
+from srbio.core.metrics import linear_fit, near_duplicates, nrmse, psnr, ssim, upsample
 from srbio.core.normalise import denormalise, normalise
 from srbio.io.atomic import replace_folder
 from srbio.io.outputs import claim
-from srbio.io.records import EvaluateFiles, Evaluation, PairEvaluation, Scores
+from srbio.io.records import EvaluateFiles, Evaluation, NearDuplicate, PairEvaluation, Scores
 from srbio.stages.common import PreparedPair, split_regions
 
 log = logging.getLogger(__name__)
 
-METHODS = ("nearest", "bicubic", "network")
+DUPLICATE_CORRELATION = 0.99  # above it, two pairs' HR images count as one sample twice
 
 
 def _test_region(c: PreparedPair, split: SplitConfig, scale: int
@@ -39,17 +43,79 @@ def _test_region(c: PreparedPair, split: SplitConfig, scale: int
     return lr_t, hr_t, valid
 
 
+def baselines(lr_as_hr: np.ndarray, scale: int) -> dict[str, np.ndarray]:
+    """Upsampling baselines of an LR already in HR units: nearest and bicubic (identity at ×1)."""
+    if scale == 1:  # nearest and bicubic would both be the identity
+        return {"identity": lr_as_hr}
+    return {"nearest": upsample(lr_as_hr, scale, order=0),
+            "bicubic": upsample(lr_as_hr, scale, order=3)}
+
+
+def _scores(pred: np.ndarray, target: np.ndarray, valid: np.ndarray) -> Scores:
+    return Scores(psnr=psnr(pred, target, data_range=1.0, mask=valid),
+                  ssim=ssim(pred, target, data_range=1.0, mask=valid),
+                  nrmse=nrmse(pred, target, mask=valid))
+
+
 def score_methods(outputs: dict[str, np.ndarray], hr: np.ndarray, valid: np.ndarray,
-                  hr_range: tuple[float, float]) -> dict[str, Scores]:
-    """PSNR / SSIM / NRMSE of every method's output (HR units) on HR-normalised values."""
+                  hr_range: tuple[float, float]
+                  ) -> tuple[dict[str, Scores], dict[str, Scores], dict[str, tuple[float, float]]]:
+    """PSNR / SSIM / NRMSE of every method's output (HR units) on HR-normalised values.
+
+    Returns the scores after the fixed normalisation, the scores after a least-squares linear
+    fit of each method to HR over the valid pixels (CARE-style), and each fit's (a, b).
+    """
     target = normalise(hr, *hr_range)
-    scores = {}
+    scores, fitted, fits = {}, {}, {}
     for method, out in outputs.items():
         pred = normalise(out, *hr_range)
-        scores[method] = Scores(psnr=psnr(pred, target, data_range=1.0, mask=valid),
-                                ssim=ssim(pred, target, data_range=1.0, mask=valid),
-                                nrmse=nrmse(pred, target, mask=valid))
-    return scores
+        scores[method] = _scores(pred, target, valid)
+        a, b = linear_fit(pred, target, mask=valid)
+        fits[method] = (a, b)
+        fitted[method] = _scores(a * pred + b, target, valid)
+    return scores, fitted, fits
+
+
+def _mean(results: dict[str, PairEvaluation], attr: str) -> dict[str, Scores]:
+    """Mean scores over pairs, per method."""
+    per_pair = [getattr(r, attr) for r in results.values()]
+    return {m: Scores(**{k: float(np.mean([p[m].model_dump()[k] for p in per_pair]))
+                         for k in Scores.model_fields}) for m in per_pair[0]}
+
+
+def _duplicates(pairs) -> list[NearDuplicate]:
+    """Pairs whose cropped HR images correlate above :data:`DUPLICATE_CORRELATION`."""
+    found = near_duplicates({c.name: c.hr for c in pairs}, threshold=DUPLICATE_CORRELATION)
+    for a, b, r in found:
+        log.warning("pairs %s and %s are near-duplicates (HR correlation %.4f > %g): they count "
+                    "one sample twice", a, b, r, DUPLICATE_CORRELATION)
+    return [NearDuplicate(pairs=(a, b), correlation=r) for a, b, r in found]
+
+
+def _evaluate_pair(c: PreparedPair, predictor, split: SplitConfig, scale: int, norm,
+                   figure_path) -> tuple[PairEvaluation, float, int]:
+    """A pair's scores and comparison picture; the network's seconds and output pixels."""
+    from srbio.stages import plots
+
+    lr_t, hr_t, valid = _test_region(c, split, scale)
+    as_hr = denormalise(normalise(lr_t, *norm.lr.pair), *norm.hr.pair)
+    outputs = baselines(as_hr, scale)
+    start = time.perf_counter()
+    outputs["network"] = predictor.predict_image(lr_t)
+    seconds = time.perf_counter() - start
+    scores, fitted, fits = score_methods(outputs, hr_t, valid, norm.hr.pair)
+    first = "LR (nearest)" if scale > 1 else "LR"
+    plots.comparison(figure_path, c.name, {first: outputs.get("nearest", as_hr),
+                                           **({"bicubic": outputs["bicubic"]} if scale > 1
+                                              else {}),
+                                           "network": outputs["network"], "HR": hr_t})
+    log.info("%s: PSNR %s; after a linear fit %s", c.name,
+             {m: round(s.psnr, 2) for m, s in scores.items()},
+             {m: round(s.psnr, 2) for m, s in fitted.items()})
+    return (PairEvaluation(methods=scores, fitted=fitted, fit=fits,
+                           test_shape_hr=list(hr_t.shape), test_valid_fraction=float(valid.mean()),
+                           test_valid_pixels=int(valid.sum()), figure=""),
+            seconds, int(outputs["network"].size))
 
 
 def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.PathLike],
@@ -58,14 +124,16 @@ def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.Pat
     """PSNR / SSIM / NRMSE on each pair's held-out test region.
 
     The network's prediction of the registered LR is compared with HR, next to nearest and
-    bicubic upsampling of the same LR. Every method's output is put in HR units through the
-    model's fixed normalisation (the same mapping the network gets), then metrics are computed
-    on HR-normalised values (data range 1), over the valid pixels of the test region only
-    (the crop's mask). Pairs that failed registration QC are left out. Writes the
-    :class:`~srbio.io.records.Evaluation` record and one comparison picture per pair.
+    bicubic upsampling of the same LR (the identity at scale 1). Every method's output is put
+    in HR units through the model's fixed normalisation (the same mapping the network gets),
+    then metrics are computed on HR-normalised values (data range 1), over the valid pixels of
+    the test region only (the crop's mask) — and again after a least-squares linear intensity
+    fit of each method to HR, so no method wins by gain or offset alone. Pairs that failed
+    registration QC are left out; near-duplicate pairs are flagged. Writes the
+    :class:`~srbio.io.records.Evaluation` record (with the network's output megapixels per
+    second) and one comparison picture per pair.
     """
     from srbio.inference import TiledPredictor, load_model, resolve_device
-    from srbio.stages import plots
     from srbio.stages.common import load_pairs
 
     claim(out_dir, "evaluate", inputs=[model_path, *crop_dirs], overwrite=overwrite)
@@ -78,25 +146,19 @@ def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.Pat
                                batch_size=predict_cfg.batch_size, device=device)
     out = EvaluateFiles(out_dir)
     results: dict[str, PairEvaluation] = {}
+    seconds, pixels = 0.0, 0
     with replace_folder(out.root, "evaluate") as tmp:
         for c in pairs:
-            lr_t, hr_t, valid = _test_region(c, split, scale)
-            as_hr = denormalise(normalise(lr_t, *norm.lr.pair), *norm.hr.pair)
-            outputs = {"nearest": upsample(as_hr, scale, order=0),
-                       "bicubic": upsample(as_hr, scale, order=3),
-                       "network": predictor.predict_image(lr_t)}
-            scores = score_methods(outputs, hr_t, valid, norm.hr.pair)
             figure = out.figure(c.name)
-            plots.comparison(tmp / figure.name, c.name,
-                             {"LR (nearest)": outputs["nearest"], "bicubic": outputs["bicubic"],
-                              "network": outputs["network"], "HR": hr_t})
-            results[c.name] = PairEvaluation(methods=scores, test_shape_hr=list(hr_t.shape),
-                                             test_valid_fraction=float(valid.mean()),
-                                             figure=str(figure))
-            log.info("%s: PSNR %s", c.name, {m: round(s.psnr, 2) for m, s in scores.items()})
-        mean = {m: Scores(**{k: float(np.mean([getattr(r.methods[m], k) for r in results.values()]))
-                             for k in Scores.model_fields}) for m in METHODS}
+            result, sec, px = _evaluate_pair(c, predictor, split, scale, norm,
+                                             tmp / figure.name)
+            results[c.name] = result.model_copy(update={"figure": str(figure)})
+            seconds, pixels = seconds + sec, pixels + px
         record = Evaluation(model=str(model_path), scale=scale, normalisation=norm,
-                            pairs=results, mean=mean)
+                            pairs=results, mean=_mean(results, "methods"),
+                            mean_fitted=_mean(results, "fitted"),
+                            network_megapixels_per_second=round(pixels / 1e6 / seconds, 4)
+                            if seconds else None, device=str(device),
+                            near_duplicates=_duplicates(pairs))
         record.write(EvaluateFiles(tmp).record)
     return record

@@ -146,7 +146,8 @@ def _fit_options(cfg: TrainConfig) -> dict:
             "warmup_epochs": cfg.warmup_epochs, "ema": cfg.ema,
             "perceptual": cfg.perceptual.model_dump() if cfg.perceptual else None,
             "adversarial": cfg.adversarial.model_dump() if cfg.adversarial else None,
-            "devices": cfg.devices, "strategy": cfg.strategy, "compile": cfg.compile}
+            "devices": cfg.devices, "strategy": cfg.strategy, "compile": cfg.compile,
+            "max_minutes": cfg.max_minutes}
 
 
 def train_inputs(patches_path: str | os.PathLike, norm_json: str | os.PathLike,

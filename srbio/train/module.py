@@ -169,7 +169,7 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
         grad_clip: float | None = None, patience: int | None = None, ema: float | None = None,
         perceptual: dict | None = None, adversarial: dict | None = None,
         devices: int | str = 1, strategy: str = "auto", compile: bool = False,
-        **options: object) -> tuple[torch.nn.Module | None, Path]:
+        max_minutes: float | None = None, **options: object) -> tuple[torch.nn.Module | None, Path]:
     """Train ``net`` with Lightning; checkpoints go to ``checkpoints``, logs to ``logs``.
 
     With ``resume``, training continues from ``checkpoints/last.ckpt`` of an interrupted run
@@ -182,7 +182,8 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
     :class:`SRModule` (``loss``, ``schedule``, ``milestones``, ``warmup_epochs``);
     ``grad_clip`` clips the gradient norm; ``patience`` stops training when validation PSNR
     has not improved for that many epochs; ``ema`` averages the weights with that decay;
-    ``perceptual`` and ``adversarial`` are the config sections of those losses.
+    ``perceptual`` and ``adversarial`` are the config sections of those losses;
+    ``max_minutes`` stops training after that wall time.
     """
     ckpt_dir, log_dir = Path(checkpoints), Path(logs)
     last = ckpt_dir / "last.ckpt"
@@ -199,11 +200,12 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
                      dict(options))
     best, callbacks = _callbacks(ckpt_dir, patience=patience, ema=ema, progress=progress)
     trainer = L.Trainer(
-        max_epochs=epochs, accelerator=accelerator, devices=devices, strategy=strategy,
-        precision=precision, gradient_clip_val=None if adversarial else grad_clip,
-        callbacks=callbacks, logger=_loggers(log_dir), enable_progress_bar=progress,
-        log_every_n_steps=1, enable_model_summary=False,
-        use_distributed_sampler=False)  # EpochSampler shards itself
+        max_epochs=epochs, max_time=None if max_minutes is None else
+        {"seconds": round(60 * max_minutes)}, accelerator=accelerator, devices=devices,
+        strategy=strategy, precision=precision,
+        gradient_clip_val=None if adversarial else grad_clip, callbacks=callbacks,
+        logger=_loggers(log_dir), enable_progress_bar=progress, log_every_n_steps=1,
+        enable_model_summary=False, use_distributed_sampler=False)  # EpochSampler shards
     loader_kw = {"batch_size": batch_size, "num_workers": num_workers,
                  "persistent_workers": num_workers > 0}
     order = EpochSampler(len(train), seed=seed)  # the same batches after a resume

@@ -40,3 +40,32 @@ def test_masked_metrics_ignore_invalid_pixels():
         psnr(p, t, data_range=1.0, mask=np.zeros_like(mask))
     with pytest.raises(ValueError, match="SSIM window"):
         ssim(p, t, data_range=1.0, mask=np.eye(40, dtype=bool))
+
+
+def test_linear_fit_recovers_gain_and_offset_over_the_mask():
+    from srbio.core.metrics import linear_fit
+
+    rng = np.random.default_rng(0)
+    pred = rng.random((30, 40))
+    target = 2.5 * pred - 0.3
+    mask = np.ones_like(pred, bool)
+    mask[:5] = False
+    target[:5] = 99.0  # outside the mask: ignored
+    a, b = linear_fit(pred, target, mask=mask)
+    assert a == pytest.approx(2.5) and b == pytest.approx(-0.3)
+    assert linear_fit(np.full((4, 4), 3.0), np.arange(16.0).reshape(4, 4)) == (0.0, 7.5)
+
+
+def test_near_duplicates_are_found_by_correlation():
+    from srbio.core.metrics import correlation, near_duplicates
+
+    rng = np.random.default_rng(1)
+    a = rng.random((20, 30))
+    images = {"a": a, "a-again": 3 * a + 10 + 0.001 * rng.random((20, 30)),
+              "other": rng.random((20, 30)), "bigger": np.pad(a, ((0, 4), (0, 2)))}
+    found = near_duplicates(images)
+    assert [(x, y) for x, y, _ in found] == [("a", "a-again"), ("a", "bigger"),
+                                            ("a-again", "bigger")]
+    assert all(r > 0.99 for *_, r in found)
+    assert abs(correlation(a, images["other"])) < 0.2
+

@@ -65,6 +65,8 @@ def test_the_layout_names_each_stage_file_once():
     assert r.prediction("v").record == prediction_record_path(r.prediction("v").store)
     assert str(r.prediction("v").record) == "res/predict/v.json"
     assert str(r.log("train")) == "res/logs/train.log"
+    assert str(r.train("{model}").model) == "res/train/{model}/model.pt"
+    assert str(r.evaluate("edsr").record) == "res/evaluate/edsr/evaluation.json"
     assert str(r.log("register", "p")) == "res/logs/register/p.log"
 
 

@@ -121,3 +121,12 @@ def test_init_from_a_model_of_another_scale_is_refused(prepared, tmp_path):
     with pytest.raises(ValueError, match=r"x3.pt: train.init_from is a scale 3 model; the "
                                          "patches are scale 2"):
         run_train(*_args(prepared), tmp_path / "out", TINY, cfg, progress=False)
+
+
+@pytest.mark.slow
+def test_a_time_budget_stops_training_and_keeps_a_model(prepared, tmp_path):
+    cfg = TrainConfig(epochs=1000, batch_size=8, learning_rate=1e-3, max_minutes=0.05)
+    out = run_train(*_args(prepared), tmp_path / "budget", TINY, cfg, progress=False)
+    record = Training.read(out.record)
+    assert record.stopped_early and 1 <= len(record.epochs) < 1000 and record.seconds < 30
+    load_model(out.model)
