@@ -108,6 +108,17 @@ def predict(d: Path, src: Path, out: Path, *extra: str, model: Path | None = Non
             str(out), "--quiet", *extra]
 
 
+def train(s: Path, d: Path, settings: dict) -> list[str]:
+    """`srbio train` on the shared patches with ``settings`` over one epoch of a tiny RCAN."""
+    import json
+
+    base = {"model": {"preset": "tiny"}, "train": {"epochs": 1}}
+    merged = {k: {**base.get(k, {}), **settings.get(k, {})} for k in {*base, *settings}}
+    return ["train", "--patches", str(s / "patches.zarr"), "--normalisation",
+            str(s / "normalisation.json"), "--out", str(d / "train"), "--settings",
+            json.dumps(merged), "--quiet"]
+
+
 def cases() -> list[Case]:
     """(name, make(dir, sample_dir) -> (CLI arguments, paths that must survive))."""
     def c(f):  # a case's maker
@@ -154,6 +165,16 @@ def cases() -> list[Case]:
         ("--tile 1 1", c(lambda d, s: (
             predict(d, imagej(d / "in.tif", stack()), d / "o.ome.zarr", "--tile", "1", "1",
                     "--overlap", "0"), []))),
+        ("train an unknown network", c(lambda d, s: (
+            train(s, d, {"model": {"name": "srgann"}}), []))),
+        ("a network at a scale it cannot do", c(lambda d, s: (
+            ["models", "--network", "rlfn", "--scale", "5"], []))),
+        ("train with a missing VGG weights file", c(lambda d, s: (
+            train(s, d, {"train": {"perceptual": {"weights": str(d / "vgg19.pth")}}}), []))),
+        ("fine-tune from a model of another scale", c(lambda d, s: (
+            train(s, d, {"train": {"init_from": str(model_v1(d / "x3.pt", scale=3))}}), []))),
+        ("export a model file that is not there", c(lambda d, s: (
+            ["export", "--model", str(d / "none.pt"), "--out", str(d / "exported")], []))),
         ("register with a missing --truth file", c(lambda d, s: (
             ["register", "--fixed", str(s / "hr" / "hr.tif"), "--moving", str(s / "lr.tif"),
              "--out", str(d / "reg"), "--truth", str(d / "none.tfm"), "--transform", "rigid"],
@@ -180,7 +201,10 @@ def shared(sample: Path, env: dict) -> None:
     for args in (["register", "--fixed", sample / "hr" / "hr.tif", "--moving", sample / "lr.tif",
                   "--out", sample / "reg", "--transform", "rigid"],
                  ["crop", "--registered", sample / "reg", "--hr", sample / "hr" / "hr.tif",
-                  "--out", sample / "crop"]):
+                  "--out", sample / "crop"],
+                 ["normalise", "--crops", sample / "crop", "--out", sample / "normalisation.json"],
+                 ["patches", "--crops", sample / "crop", "--out", sample / "patches.zarr",
+                  "--settings", '{"patches": {"size": 16, "n_train": 64, "n_val": 16}}']):
         subprocess.run([sys.executable, "-m", "srbio", *map(str, args)], env=env, check=True,
                        capture_output=True)
 

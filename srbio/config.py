@@ -199,6 +199,9 @@ class PatchesConfig(Strict):
     n_train: int = Field(2000, ge=1)
     n_val: int = Field(200, ge=1)
     min_foreground: Fraction = Field(0.05, description="fraction of a patch above the foreground threshold")
+    depth: int | None = Field(
+        None, ge=1, description="3D patches of this many planes, for 3D networks (rcan3d); "
+        "2D patches when omitted")
     seed: int = 0
 
 
@@ -327,6 +330,9 @@ class PredictConfig(Strict):
         (256, 256), description="largest LR tile (y, x), at least 8")
     overlap: int = Field(16, ge=0, description="LR pixels shared by neighbouring tiles")
     batch_size: int = Field(4, ge=1)
+    tile_depth: int = Field(16, ge=1, description="output planes per slab of a 3D network")
+    depth_margin: int = Field(2, ge=0, description="planes of context on each side of a "
+                              "3D network's slab (read, then discarded)")
     dtype: Literal["uint16", "float32"] = "uint16"
     chunk: int = Field(512, ge=16, description="lateral size of output chunks (HR px)")
     resample: bool = Field(
@@ -396,13 +402,23 @@ class Config(Strict):
         if self.predict.model is not None and self.predict.model not in trained:
             raise ValueError(f"predict.model {self.predict.model!r} is not a model label "
                              f"(labels: {', '.join(trained)})")
-        for label, (model, _) in trained.items():
-            self._check_network(label, model)
+        for label, (model, train) in trained.items():
+            self._check_network(label, model, train)
         return self
 
-    def _check_network(self, label: str, model: ModelConfig) -> None:
+    def _check_network(self, label: str, model: ModelConfig, train: TrainConfig) -> None:
         """The patches and the registration scale suit network ``model``."""
-        smallest = network_info(model.name).min_input
+        info = network_info(model.name)
+        if info.dims == 3 and self.patches.depth is None:
+            raise ValueError(f"network {model.name!r} ({label}) is 3D: set patches.depth (planes "
+                             f"per patch, e.g. 8)")
+        if info.dims == 3 and train.adversarial is not None:
+            raise ValueError(f"train.adversarial: the SRGAN discriminator is 2D; network "
+                             f"{model.name!r} ({label}) is 3D")
+        if info.dims == 2 and self.patches.depth is not None:
+            raise ValueError(f"patches.depth {self.patches.depth} makes 3D patches, but network "
+                             f"{model.name!r} ({label}) is 2D: remove patches.depth")
+        smallest = info.min_input
         if self.patches.size < smallest:
             raise ValueError(f"patches.size {self.patches.size} is smaller than the "
                              f"{smallest} pixels network {model.name!r} ({label}) needs")

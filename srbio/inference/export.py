@@ -29,15 +29,19 @@ def to_torchscript(net: torch.nn.Module, path: str | os.PathLike, example: torch
 
 def to_onnx(net: torch.nn.Module, path: str | os.PathLike, example: torch.Tensor,
             min_side: int) -> None:
-    """Export ``net`` to one ONNX file with dynamic batch, height and width (≥ ``min_side``)."""
+    """Export ``net`` to one ONNX file with dynamic batch, (depth,) height and width."""
     try:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError:
         raise RuntimeError(ONNX_HINT) from None
     side = {"min": max(2, min_side), "max": 1 << 16}
-    shapes = {"x": {0: torch.export.Dim("batch", min=1, max=1 << 12),
-                    2: torch.export.Dim("height", **side), 3: torch.export.Dim("width", **side)}}
+    axes = {0: torch.export.Dim("batch", min=1, max=1 << 12),
+            example.ndim - 2: torch.export.Dim("height", **side),
+            example.ndim - 1: torch.export.Dim("width", **side)}
+    if example.ndim == 5:
+        axes[2] = torch.export.Dim("depth", min=1, max=1 << 12)
+    shapes = {"x": axes}
     torch.onnx.export(net.eval(), (example,), str(path), input_names=["lr"],
                       output_names=["sr"], dynamic_shapes=shapes, dynamo=True,
                       external_data=False, verbose=False)
@@ -58,11 +62,12 @@ def run_exported(path: str | os.PathLike, fmt: str, x: torch.Tensor) -> np.ndarr
 
 
 def export(net: torch.nn.Module, path: str | os.PathLike, fmt: str, *, min_side: int = 1,
-           seed: int = 0) -> tuple[float, list[int]]:
+           seed: int = 0, dims: int = 2) -> tuple[float, list[int]]:
     """Export ``net`` as ``fmt`` to ``path`` and check it against PyTorch.
 
     The check runs the exported file on a random input of another shape than the traced
-    example (two images, odd sizes), so a shape frozen by the export would show.
+    example (two images, odd sizes; volumes of 5 planes for ``dims`` 3), so a shape frozen by
+    the export would show.
 
     Returns
     -------
@@ -73,8 +78,9 @@ def export(net: torch.nn.Module, path: str | os.PathLike, fmt: str, *, min_side:
         raise ValueError(f"unknown export format {fmt!r} (available: {', '.join(FORMATS)})")
     side = max(24, min_side)
     gen = torch.Generator().manual_seed(seed)
-    example = torch.rand(1, 1, side, side + 8, generator=gen)
-    test = torch.rand(2, 1, side + 5, side + 13, generator=gen)
+    depth = ([6], [5]) if dims == 3 else ([], [])  # volumes: planes of another number too
+    example = torch.rand(1, 1, *depth[0], side, side + 8, generator=gen)
+    test = torch.rand(2, 1, *depth[1], side + 5, side + 13, generator=gen)
     net = net.cpu().eval()
     if fmt == "torchscript":
         to_torchscript(net, path, example)

@@ -54,7 +54,11 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 class TiledPredictor:
-    """Apply a 2D super-resolution network to planes of any size, tile by tile.
+    """Apply a super-resolution network to planes or volumes of any size, tile by tile.
+
+    A 2D network sees one plane at a time. A 3D network (``depth`` given) sees slabs of
+    ``depth`` planes plus ``depth_margin`` planes of context on each side (discarded from its
+    output), each slab tiled laterally like a plane.
 
     Parameters
     ----------
@@ -72,12 +76,17 @@ class TiledPredictor:
         Tiles per forward pass.
     device : torch.device
         Where the network runs.
+    depth : int, optional
+        Output planes per slab of a 3D network; ``None`` for a 2D network.
+    depth_margin : int
+        Planes of context read on each side of a slab (3D networks).
     """
 
     def __init__(self, model: torch.nn.Module, *, scale: int, lr_range: tuple[float, float],
                  hr_range: tuple[float, float], tile_shape: tuple[int, int] = (128, 128),
                  overlap: int = 16, batch_size: int = 4,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", depth: int | None = None,
+                 depth_margin: int = 2) -> None:
         self.model = model.eval()
         self.scale = int(scale)
         self.lr_range = tuple(float(v) for v in lr_range)
@@ -86,7 +95,19 @@ class TiledPredictor:
         self.overlap = int(overlap)
         self.batch_size = int(batch_size)
         self.device = torch.device(device)
+        self.depth, self.depth_margin = depth, int(depth_margin)
         self.tiles_computed = 0
+
+    def slabs(self, planes: int) -> list[tuple[int, int, int, int]]:
+        """``(z0, z1, a0, a1)`` per slab: output planes z0:z1, read planes a0:a1 (context).
+
+        One plane per slab, without context, for a 2D network.
+        """
+        if self.depth is None:
+            return [(z, z + 1, z, z + 1) for z in range(planes)]
+        m = self.depth_margin
+        return [(z, min(z + self.depth, planes), max(0, z - m), min(planes, z + self.depth + m))
+                for z in range(0, planes, self.depth)]
 
     @torch.inference_mode()
     def _forward(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
@@ -138,8 +159,6 @@ class TiledPredictor:
         ov = self._overlap(lr_shape)
         weight = blend_weight((th * s, tw * s), ov * s)
         (y0, y1), (x0, x1) = (region[0].start, region[0].stop), (region[1].start, region[1].stop)
-        acc = np.zeros((y1 - y0, x1 - x0), np.float64)
-        wsum = np.zeros_like(acc)
         wanted = [(iy, ix) for iy in intersecting(sy, th, s, y0, y1)
                   for ix in intersecting(sx, tw, s, x0, x1)]
         preds: dict[tuple[int, int], np.ndarray] = {}
@@ -159,12 +178,16 @@ class TiledPredictor:
                     cache[(cache_key, *key)] = pred
                     while len(cache) > cache_size:
                         cache.popitem(last=False)
+        lead = next(iter(preds.values())).shape[:-2]  # () for planes, (d,) for slabs
+        acc = np.zeros((*lead, y1 - y0, x1 - x0), np.float64)
+        wsum = np.zeros((y1 - y0, x1 - x0), np.float64)
         for (iy, ix), pred in preds.items():
             ty, tx = sy[iy] * s, sx[ix] * s
             a0, a1 = max(y0, ty), min(y1, ty + th * s)
             b0, b1 = max(x0, tx), min(x1, tx + tw * s)
             w = weight[a0 - ty:a1 - ty, b0 - tx:b1 - tx]
-            acc[a0 - y0:a1 - y0, b0 - x0:b1 - x0] += w * pred[a0 - ty:a1 - ty, b0 - tx:b1 - tx]
+            acc[..., a0 - y0:a1 - y0, b0 - x0:b1 - x0] += w * pred[..., a0 - ty:a1 - ty,
+                                                                   b0 - tx:b1 - tx]
             wsum[a0 - y0:a1 - y0, b0 - x0:b1 - x0] += w
         return (acc / wsum).astype(np.float32)
 
@@ -178,11 +201,22 @@ class TiledPredictor:
                                    (slice(0, h * self.scale), slice(0, w * self.scale)))
 
     def predict_image(self, image: np.ndarray) -> np.ndarray:
-        """Predict a 2D image or a 3D stack plane by plane (z is not upsampled)."""
+        """Predict a 2D image, or a 3D stack plane by plane or slab by slab (z not upsampled)."""
         image = np.asarray(image)
+        if self.depth is not None and image.ndim != 3:
+            raise ValueError(f"a 3D network predicts volumes (zyx); got shape {image.shape}")
         if image.ndim == 2:
             return self.predict_plane(image)
-        return np.stack([self.predict_plane(p) for p in image])
+        if self.depth is None:
+            return np.stack([self.predict_plane(p) for p in image])
+        h, w = image.shape[-2:]
+        out = []
+        for z0, z1, a0, _a1 in self.slabs(image.shape[0]):
+            slab = image[a0:_a1]
+            pred = self.predict_region(lambda a, b, c, d, v=slab: v[:, a:b, c:d], (h, w),
+                                       (slice(0, h * self.scale), slice(0, w * self.scale)))
+            out.append(pred[z0 - a0:z1 - a0])
+        return np.concatenate(out)
 
 
 def output_regions(shape: tuple[int, ...], chunks: tuple[int, ...]
@@ -202,9 +236,19 @@ def _log_clipping(low: int, high: int, total_px: int, dtype: np.dtype) -> None:
                     "dtype float32", high, 100 * high / total_px, np.iinfo(dtype).max)
 
 
+def _tile_reader(src, seen: list[float]) -> Callable[[int, int, int, int], np.ndarray]:
+    """``read_tile(y0, y1, x0, x1)`` of a plane or slab; widens ``seen`` to the values read."""
+    def read_tile(a: int, b: int, c: int, d: int) -> np.ndarray:
+        tile = load_pixels(src[..., a:b, c:d], source=f"pixels [{a}:{b}, {c}:{d}]")
+        seen[:] = min(seen[0], float(tile.min())), max(seen[1], float(tile.max()))
+        return tile
+
+    return read_tile
+
+
 def predict_to_zarr(predictor: TiledPredictor, source, out: zarr.Array, *,
                     progress: bool = True) -> dict[str, int]:
-    """Predict a 2D/3D LR array chunk by chunk into a pre-created output array.
+    """Predict a 2D/3D LR array chunk by chunk (slab by slab for 3D networks) into ``out``.
 
     Parameters
     ----------
@@ -213,16 +257,15 @@ def predict_to_zarr(predictor: TiledPredictor, source, out: zarr.Array, *,
     source : array-like
         LR data supporting numpy-style slicing (numpy, zarr or dask array), ``yx``/``zyx``.
     out : zarr.Array
-        Output of shape ``source.shape`` with lateral axes × scale; its chunks set the order
-        and granularity of the work. Each chunk is written once.
+        Output (``source.shape``, lateral axes × scale); its chunks set the order and
+        granularity of the work. Each chunk is written once.
     progress : bool
         Show a progress bar.
 
     Returns
     -------
     dict
-        ``tiles`` computed; ``clipped_low`` / ``clipped_high``: pixels clipped below / above
-        the output dtype's range.
+        ``tiles`` computed; ``clipped_low`` / ``clipped_high``: pixels clipped below / above.
     """
     s = predictor.scale
     lr_shape = tuple(source.shape[-2:])
@@ -233,25 +276,30 @@ def predict_to_zarr(predictor: TiledPredictor, source, out: zarr.Array, *,
     cache_size = len(sx) * (int(np.ceil(out.chunks[-2] / (th * s))) + 2)
     dtype = np.dtype(out.dtype)
     regions = output_regions(expected, tuple(out.chunks))
-    planes = source.shape[0] if source.ndim == 3 else 1
+    if predictor.depth is not None and source.ndim != 3:
+        raise ValueError(f"a 3D network predicts volumes (zyx); got shape {source.shape}")
+    slabs = predictor.slabs(source.shape[0] if source.ndim == 3 else 1)
     low = high = 0
     seen = [np.inf, -np.inf]  # the input's range, over every tile read
-    with tqdm(total=planes * len(regions), desc="predict chunks", disable=not progress,
+    with tqdm(total=len(slabs) * len(regions), desc="predict chunks", disable=not progress,
               unit="chunk") as bar:
-        for z in range(planes):
-            plane = source[z] if source.ndim == 3 else source
+        for z0, z1, a0, a1 in slabs:
+            # a plane (2D network) or a slab with its context planes (3D network)
+            src = source if source.ndim == 2 else source[a0] if predictor.depth is None \
+                else source[a0:a1]
             cache: OrderedDict = OrderedDict()
-
-            def read_tile(a: int, b: int, c: int, d: int, src=plane) -> np.ndarray:
-                tile = load_pixels(src[a:b, c:d], source=f"pixels [{a}:{b}, {c}:{d}]")
-                seen[:] = min(seen[0], float(tile.min())), max(seen[1], float(tile.max()))
-                return tile
-
+            read_tile = _tile_reader(src, seen)
             for region in regions:
-                pred = predictor.predict_region(read_tile, lr_shape, region, cache, z, cache_size)
+                pred = predictor.predict_region(read_tile, lr_shape, region, cache, z0,
+                                                cache_size)
+                if predictor.depth is not None:
+                    pred = pred[z0 - a0:z1 - a0]
                 block, n_low, n_high = cast_clipped(pred, dtype)
                 low, high = low + n_low, high + n_high
-                out[(z, *region) if source.ndim == 3 else region] = block
+                if source.ndim == 2:
+                    out[region] = block
+                else:
+                    out[(slice(z0, z1), *region)] = block if block.ndim == 3 else block[None]
                 bar.update()
     _log_clipping(low, high, int(np.prod(out.shape)), dtype)
     if seen[0] == seen[1]:

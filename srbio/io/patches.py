@@ -1,5 +1,7 @@
 """Patch store: a zarr v3 group of uint16 arrays ``train/lr``, ``train/hr``, ``val/lr``, ``val/hr``.
 
+The patches are 2D (N, h, w) or 3D (N, d, h, w).
+
 Each patch is one zarr chunk, and chunks are grouped into shards of up to 256 patches (one
 file each), so training reads one patch at a time without loading the store: datasets far
 larger than memory train, from any number of loader processes. Stores written by srbio ≤ 0.2
@@ -25,11 +27,11 @@ SHARD = 256  # patches per shard file
 
 
 def write_patches(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """Write patch arrays (N, h, w) into a new zarr group (atomically)."""
+    """Write patch arrays (N, h, w) or (N, d, h, w) into a new zarr group (atomically)."""
     for name, arr in arrays.items():
-        if arr.dtype != np.uint16 or arr.ndim != 3:
-            raise ValueError(f"patch array {name}: expected (N, h, w) uint16, got "
-                             f"{arr.dtype} {arr.shape}")
+        if arr.dtype != np.uint16 or arr.ndim not in (3, 4):
+            raise ValueError(f"patch array {name}: expected (N, h, w) or (N, d, h, w) uint16, "
+                             f"got {arr.dtype} {arr.shape}")
     with atomic_path(path) as tmp:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         for name, arr in arrays.items():
@@ -78,8 +80,8 @@ def open_patches(path: str | os.PathLike) -> dict[str, LazyPatches]:
         if key not in group:
             raise ValueError(f"{path}: patch store lacks {key}")
         arr = group[key]
-        if not isinstance(arr, zarr.Array) or arr.dtype != np.uint16 or arr.ndim != 3:
-            raise ValueError(f"{path}: {key} must be (N, h, w) uint16 patches, got "
+        if not isinstance(arr, zarr.Array) or arr.dtype != np.uint16 or arr.ndim not in (3, 4):
+            raise ValueError(f"{path}: {key} must be (N, h, w) or (N, d, h, w) uint16 patches, got "
                              f"{getattr(arr, 'dtype', type(arr).__name__)} "
                              f"{getattr(arr, 'shape', '')}")
         arrays[key] = LazyPatches(Path(path), key, arr.shape)

@@ -226,6 +226,7 @@ class Patches(Record):
     store: str = Field(description="the zarr patch store (train/lr, train/hr, val/lr, val/hr)")
     scale: int
     size: int = Field(description="LR patch size; HR patches are size × scale")
+    depth: int | None = Field(None, description="planes of 3D patches; None: 2D patches")
     counts: dict[str, int]
     pairs: list[str]
     lr_spacing: Spacing | None = Field(None, description="LR pixel size of the pairs, µm")

@@ -46,6 +46,7 @@ class NetworkInfo:
     description: str = ""
     reference: str = field(default="", compare=False)
     min_input: int = 1  # smallest input side (pixels) the network accepts
+    dims: int = 2  # 2: takes (N, C, H, W) planes; 3: (N, C, D, H, W) volumes
     defaults: Mapping[str, ParamValue] = field(default_factory=dict)
 
 
@@ -70,6 +71,20 @@ NETWORKS: dict[str, NetworkInfo] = {
         default_preset="small",
         description="residual channel attention network",
         reference="Zhang et al., ECCV 2018",
+    ),
+    "rcan3d": NetworkInfo(
+        name="rcan3d", module="srbio.models.rcan3d", builder="RCAN3D", scales=(1, 2, 3, 4),
+        presets={
+            "tiny": {"n_groups": 2, "n_blocks": 2, "n_feats": 16, "reduction": 8},
+            "small": {"n_groups": 3, "n_blocks": 3, "n_feats": 24, "reduction": 8},
+        },
+        parameters=("n_groups", "n_blocks", "n_feats", "reduction", "res_scale", "z_scale"),
+        defaults={"res_scale": 1.0, "z_scale": 1},
+        default_preset="tiny",
+        description="3D RCAN (Conv3d, channel attention over the volume, lateral scale and "
+                    "z_scale)",
+        reference="Zhang et al., ECCV 2018, in 3D (as in 3D-RCAN, Chen et al., Nat. Methods 2021)",
+        dims=3,
     ),
     "edsr": NetworkInfo(
         name="edsr", module="srbio.models.edsr", builder="EDSR", scales=(1, 2, 3, 4, 8),

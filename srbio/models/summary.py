@@ -18,17 +18,19 @@ def flops_per_output_pixel(name: str, *, scale: int, preset: str | None = None,
                            ) -> float:
     """Floating-point operations (multiply and add counted apart) per output pixel.
 
-    Counted by :class:`torch.utils.flop_counter.FlopCounterMode` on a ``size``² input:
-    convolutions and matrix products, not element-wise activations.
+    Counted by :class:`torch.utils.flop_counter.FlopCounterMode` on a ``size``² input (a
+    volume of 8 planes for 3D networks, per output voxel): convolutions and matrix products,
+    not element-wise activations.
     """
-    size = max(size, network_info(name).min_input)
+    info = network_info(name)
+    size = max(size, info.min_input)
     with torch.device("meta"):
         net = build_network(name, scale=scale, in_channels=channels, preset=preset,
                             params=params)
-        x = torch.empty(1, channels, size, size)
+        x = torch.empty(1, channels, *([8] if info.dims == 3 else []), size, size)
     with FlopCounterMode(display=False) as counter:
-        net(x)
-    return counter.get_total_flops() / (size * scale) ** 2
+        y = net(x)
+    return counter.get_total_flops() / y[0, 0].numel()
 
 
 def describe(*, scale: int = 2, channels: int = 1) -> list[dict]:

@@ -19,7 +19,7 @@ from srbio.core.normalise import denormalise, normalise
 from srbio.io.atomic import replace_folder
 from srbio.io.outputs import claim
 from srbio.io.records import EvaluateFiles, Evaluation, NearDuplicate, PairEvaluation, Scores
-from srbio.stages.common import PreparedPair, split_regions
+from srbio.stages.common import PreparedPair, slab_settings, split_regions
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,8 @@ def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.Pat
     scale, norm = header.network.scale, header.normalisation
     predictor = TiledPredictor(model, scale=scale, lr_range=norm.lr.pair, hr_range=norm.hr.pair,
                                tile_shape=predict_cfg.tile_shape, overlap=predict_cfg.overlap,
-                               batch_size=predict_cfg.batch_size, device=device)
+                               batch_size=predict_cfg.batch_size, device=device,
+                               **slab_settings(header.network.name, predict_cfg))
     out = EvaluateFiles(out_dir)
     results: dict[str, PairEvaluation] = {}
     seconds, pixels = 0.0, 0

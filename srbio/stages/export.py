@@ -35,13 +35,13 @@ def run_export(model: str | os.PathLike, out_dir: str | os.PathLike,
         raise ValueError(f"export formats {unknown or '(none)'}: expected some of "
                          f"{', '.join(FORMATS)}")
     net, header = load_model(model)
-    min_side = network_info(header.network.name).min_input
+    info = network_info(header.network.name)
     done = {}
     with replace_folder(out_dir, "export") as tmp:
         staged = ExportFiles(tmp)
         for fmt in dict.fromkeys(formats):
             path = getattr(staged, fmt)
-            diff, shape = export(net, path, fmt, min_side=min_side)
+            diff, shape = export(net, path, fmt, min_side=info.min_input, dims=info.dims)
             log.info("%s: max |%s - PyTorch| = %.3g on input %s", path.name, fmt, diff, shape)
             if not diff <= TOLERANCE:
                 raise RuntimeError(f"{model}: the {fmt} export differs from PyTorch by {diff:.3g}"

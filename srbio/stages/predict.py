@@ -18,7 +18,7 @@ from srbio.io.image import load_pixels
 from srbio.io.outputs import claim
 from srbio.io.records import ModelHeader, Prediction, prediction_record_path
 from srbio.models.registry import network_info
-from srbio.stages.common import as_spacing
+from srbio.stages.common import as_spacing, slab_settings
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,8 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
     chunks = (1,) * (data.ndim - 2) + (min(cfg.chunk, out_shape[-2]), min(cfg.chunk, out_shape[-1]))
     predictor = TiledPredictor(model, scale=scale, lr_range=norm.lr.pair, hr_range=norm.hr.pair,
                                tile_shape=cfg.tile_shape, overlap=cfg.overlap,
-                               batch_size=cfg.batch_size, device=device)
+                               batch_size=cfg.batch_size, device=device,
+                               **slab_settings(header.network.name, cfg))
     log.info("predict %s %s at %s µm → %s %s at %s µm on %s", input_path, data.shape, sp,
              output_path, out_shape, tuple(round(s, 5) for s in out_spacing), device)
     prediction_record_path(output_path).unlink(missing_ok=True)  # never beside another store

@@ -87,7 +87,7 @@ def _draw(pairs: Sequence[PreparedPair], part: str, total: int, cfg: PatchesConf
             to_uint16(c.lr, source=f"LR of pair {c.name}"),
             to_uint16(c.hr, source=f"HR of pair {c.name}"),
             scale=c.scale, size=cfg.size, n=int(n), axis=axis, bounds=b[part],
-            min_foreground=cfg.min_foreground, rng=rng, mask=c.mask)
+            min_foreground=cfg.min_foreground, rng=rng, mask=c.mask, depth=cfg.depth)
         lrs.append(plr)
         hrs.append(phr)
     return np.concatenate(lrs), np.concatenate(hrs)
@@ -117,6 +117,7 @@ def run_patches(crop_dirs: Sequence[str | os.PathLike], out_path: str | os.PathL
     record_path.unlink(missing_ok=True)  # never beside another store
     write_patches(out_path, arrays)
     record = Patches(store=str(Path(out_path)), scale=scales.pop(), size=cfg.size,
+                     depth=cfg.depth,
                      counts={k: len(v) for k, v in arrays.items()}, pairs=[c.name for c in pairs],
                      lr_spacing=lr_spacing, hr_spacing=hr_spacing, split=split.model_dump())
     record.write(record_path)

@@ -24,7 +24,7 @@ from srbio.io.records import (
     Training,
     patches_record_path,
 )
-from srbio.models.registry import check_scale
+from srbio.models.registry import check_scale, network_info
 from srbio.provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,15 @@ def read_inputs(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
     """
     patches = Patches.read(patches_record_path(patches_path))
     norm = Normalisation.read(norm_json)
+    dims = network_info(model_cfg.name).dims
+    if (dims == 3) != (patches.depth is not None):
+        have = f"3D patches ({patches.depth} planes)" if patches.depth else "2D patches"
+        raise ValueError(f"{patches_path}: {have} cannot train the {dims}D network "
+                         f"{model_cfg.name!r}; set patches.depth for 3D networks only")
+    z_scale = int(model_cfg.params.get("z_scale", 1))
+    if z_scale != 1:
+        raise ValueError(f"model.params.z_scale {z_scale}: srbio's patches hold LR and HR on the "
+                         f"same z grid (registration resamples laterally only); train z_scale 1")
     try:
         check_scale(model_cfg.name, patches.scale)
     except ValueError as exc:

@@ -56,7 +56,7 @@ class EpochSampler(Sampler):
 
 
 class PatchDataset(Dataset):
-    """LR/HR patch pairs as normalised float tensors of shape (1, h, w).
+    """LR/HR patch pairs as normalised float tensors of shape (1, h, w) or (1, d, h, w).
 
     Parameters
     ----------
@@ -66,7 +66,7 @@ class PatchDataset(Dataset):
     lr_range, hr_range : (float, float)
         Fixed normalisation (vmin, vmax) of each modality.
     augment : bool
-        Apply a random one of the 8 flips/rotations (the dihedral group) to each pair.
+        Apply a random one of the 8 lateral flips/rotations (the dihedral group) to each pair.
     gain : (float, float) or None
         With ``augment``, multiply both normalised images by one factor drawn log-uniformly
         from this range (intensity scaling about the fixed vmin of each modality), so the
@@ -100,9 +100,9 @@ class PatchDataset(Dataset):
         if self.augment:
             rng = np.random.default_rng((self.seed, epoch, int(i)))
             k = int(rng.integers(8))
-            x, y = np.rot90(x, k % 4), np.rot90(y, k % 4)
+            x, y = np.rot90(x, k % 4, axes=(-2, -1)), np.rot90(y, k % 4, axes=(-2, -1))
             if k >= 4:
-                x, y = x[:, ::-1], y[:, ::-1]
+                x, y = x[..., ::-1], y[..., ::-1]
             if self.gain is not None:
                 lo, hi = np.log(self.gain[0]), np.log(self.gain[1])
                 g = np.float32(np.exp(lo + (hi - lo) * rng.random()))

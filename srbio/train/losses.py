@@ -46,6 +46,11 @@ def ssim_map(pred: torch.Tensor, target: torch.Tensor, *, data_range: float = 1.
                                                         * (var_p + var_t + c2))
 
 
+def as_planes(x: torch.Tensor) -> torch.Tensor:
+    """Volumes (N, C, D, H, W) as planes (N·D, C, H, W); planes unchanged."""
+    return x.transpose(1, 2).flatten(0, 1) if x.ndim == 5 else x
+
+
 class PixelLoss(nn.Module):
     """A weighted sum of pixel losses, e.g. ``{"l1": 1.0, "ssim": 0.2}``.
 
@@ -64,7 +69,8 @@ class PixelLoss(nn.Module):
         self.weights = dict(weights)
 
     def terms(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every configured loss, unweighted."""
+        """Every configured loss, unweighted (volumes: SSIM over their planes)."""
+        pred, target = as_planes(pred), as_planes(target)
         fns = {"l1": F.l1_loss, "mse": F.mse_loss, "charbonnier": charbonnier,
                "huber": lambda p, t: F.huber_loss(p, t, delta=0.1),
                "ssim": lambda p, t: 1 - ssim_map(p, t).mean()}

@@ -87,7 +87,7 @@ class SRModule(L.LightningModule):
         """The loss and PSNR (data range 1 of the normalised HR) of one batch."""
         x, y = batch
         pred = self(x).float()
-        mse = ((pred - y) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-12)
+        mse = ((pred - y) ** 2).flatten(1).mean(dim=1).clamp_min(1e-12)
         self.log("val_loss", self.content_loss(pred, y), on_epoch=True, sync_dist=True)
         self.log("val_psnr", (-10 * torch.log10(mse)).mean(), prog_bar=True, on_epoch=True,
                  sync_dist=True)

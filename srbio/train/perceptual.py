@@ -106,7 +106,10 @@ class PerceptualLoss(nn.Module):
         return features(((x - self.mean) / self.std).to(first.dtype))
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The loss of one batch (N, C, H, W)."""
+        """The loss of one batch (N, C, H, W), or of volumes plane by plane."""
+        from srbio.train.losses import as_planes
+
+        pred, target = as_planes(pred), as_planes(target)
         with torch.no_grad():
             goal = self._embed(target)
         return F.l1_loss(self._embed(pred), goal)

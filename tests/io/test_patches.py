@@ -51,6 +51,6 @@ def test_foreign_stores_are_named(tmp_path):
     for k in PARTS[1:]:
         group.create_array(k, data=np.zeros((2, 4, 4), np.uint16))
     group.create_array("train/lr", data=np.zeros((2, 4, 4), np.float32), overwrite=True)
-    with pytest.raises(ValueError, match=r"train/lr must be \(N, h, w\) uint16 patches, got "
-                                         "float32"):
+    with pytest.raises(ValueError, match=r"train/lr must be \(N, h, w\) or \(N, d, h, w\) uint16 "
+                                         "patches, got float32"):
         open_patches(tmp_path / "f.zarr")

@@ -16,7 +16,13 @@ SMALL = {"rcan": {"n_groups": 2, "n_blocks": 2, "n_feats": 16, "reduction": 4},
          "rlfn": {"n_blocks": 2, "n_feats": 16, "mid_feats": 16, "esa_feats": 8},
          "a2n": {"n_blocks": 2, "n_feats": 16, "up_feats": 12, "reduction": 4,
                  "temperature": 30.0},
-         "srresnet": {"n_blocks": 2, "n_feats": 16, "batch_norm": 0}}
+         "srresnet": {"n_blocks": 2, "n_feats": 16, "batch_norm": 0},
+         "rcan3d": {"n_groups": 1, "n_blocks": 2, "n_feats": 8, "reduction": 4}}
+
+
+def _input(name, n=2, h=17, w=20):
+    """A zero input of the network's dimensionality (3D: 5 planes)."""
+    return torch.zeros(n, 1, *([5] if NETWORKS[name].dims == 3 else []), h, w)
 
 
 def test_every_registered_network_has_a_small_test_configuration():
@@ -27,14 +33,29 @@ def test_every_registered_network_has_a_small_test_configuration():
 @pytest.mark.parametrize("scale", [1, 2, 3, 4])
 def test_output_shape_at_every_scale(name, scale):
     net = build_network(name, scale=scale, params=SMALL[name])
-    y = net(torch.zeros(2, 1, 17, 20))
-    assert y.shape == (2, 1, 17 * scale, 20 * scale)
+    x = _input(name)
+    y = net(x)
+    assert y.shape == (*x.shape[:-2], 17 * scale, 20 * scale)
 
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))
 def test_a_scale_the_network_cannot_do_is_named(name):
     with pytest.raises(ValueError, match=f"network '{name}' supports scale .*; got 5"):
         build_network(name, scale=5, params=SMALL[name])
+
+
+def test_rcan3d_upsamples_z_when_asked_and_its_shuffle_matches_2d():
+    from srbio.models.rcan3d import pixel_shuffle_3d
+
+    net = build_network("rcan3d", scale=2, params={**SMALL["rcan3d"], "z_scale": 2})
+    assert net(torch.zeros(1, 1, 4, 10, 12)).shape == (1, 1, 8, 20, 24)
+    x = torch.rand(2, 12, 3, 5, 7)  # fz = 1: each plane shuffled as PixelShuffle does
+    planes = torch.nn.functional.pixel_shuffle(x.permute(0, 2, 1, 3, 4).reshape(6, 12, 5, 7), 2)
+    expected = planes.reshape(2, 3, 3, 10, 14).permute(0, 2, 1, 3, 4)
+    torch.testing.assert_close(pixel_shuffle_3d(x, (1, 2, 2)), expected)
+    with pytest.raises(ValueError, match=r"RCAN3D takes volumes \(N, C, D, H, W\), got shape "
+                                         r"\(1, 1, 10, 12\)"):
+        net(torch.zeros(1, 1, 10, 12))
 
 
 @pytest.mark.parametrize(("name", "preset", "scale", "expected"), [
@@ -100,7 +121,13 @@ def test_each_network_overfits_one_batch_of_real_patches(name, sample):
     hr = (hr - hr.min()) / (hr.max() - hr.min())
     hr_batch = torch.from_numpy(np.stack([hr[:48, :48], hr[48:, 48:], hr[:48, 48:],
                                           hr[48:, :48]]))[:, None]
-    lr_batch = torch.nn.functional.avg_pool2d(hr_batch, 2)
+    if NETWORKS[name].dims == 3:  # 4 planes of the real volume around the same window
+        vol = image[18:22, 100:196, 160:256].astype(np.float32)
+        vol = (vol - vol.min()) / (vol.max() - vol.min())
+        hr_batch = torch.from_numpy(np.stack([vol[:, :48, :48], vol[:, 48:, 48:],
+                                              vol[:, :48, 48:], vol[:, 48:, :48]]))[:, None]
+    lr_batch = torch.nn.functional.avg_pool2d(hr_batch.flatten(0, -3), 2).reshape(
+        *hr_batch.shape[:-2], 24, 24)
     torch.manual_seed(0)
     net = build_network(name, scale=2, params=SMALL[name])
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
@@ -114,7 +141,8 @@ def test_each_network_overfits_one_batch_of_real_patches(name, sample):
     # measured after 150 steps: rcan 16 %, edsr 5 %, rlfn 8 %, srresnet 18 % of the first
     # loss, each within 3-22 % of bicubic's L1 (which it passes after ~300 steps). A2N starts
     # from its bilinear skip (first loss near bicubic's) and is at 0.97 × bicubic's L1.
-    bicubic = torch.nn.functional.interpolate(lr_batch, scale_factor=2, mode="bicubic")
+    bicubic = torch.nn.functional.interpolate(lr_batch.flatten(0, -3)[:, None], scale_factor=2,
+                                              mode="bicubic").reshape(hr_batch.shape)
     bicubic_l1 = float(torch.nn.functional.l1_loss(bicubic, hr_batch))
     if name == "a2n":
         assert losses[-1] < 0.99 * bicubic_l1 < losses[0], (losses[0], losses[-1], bicubic_l1)

@@ -130,3 +130,12 @@ def test_a_time_budget_stops_training_and_keeps_a_model(prepared, tmp_path):
     record = Training.read(out.record)
     assert record.stopped_early and 1 <= len(record.epochs) < 1000 and record.seconds < 30
     load_model(out.model)
+
+
+@pytest.mark.slow
+def test_bf16_mixed_precision_trains_on_the_cpu(prepared, tmp_path):
+    cfg = TrainConfig(epochs=1, batch_size=32, learning_rate=1e-3, precision="bf16-mixed")
+    out = run_train(*_args(prepared), tmp_path / "bf16", TINY, cfg, progress=False)
+    net, _ = load_model(out.model)
+    assert all(p.dtype == torch.float32 for p in net.parameters())  # weights stay fp32
+    assert Training.read(out.record).epochs[0]["val_psnr"] > 10
