@@ -65,7 +65,12 @@ def train(store: Path, norm: Path, out: Path, workers: int, seconds: float) -> d
     r = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], check=True, capture_output=True,
                        text=True)
     record = Training.read(out / "training.json")
-    return {"peak_rss_mb": int(r.stdout.split()[-1]) / 1024, "wait": record.data_wait_share}
+    import csv
+
+    with next((out / "logs").glob("version_*/metrics.csv")).open() as f:
+        steps = max(int(row["step"]) for row in csv.DictReader(f)) + 1
+    return {"peak_rss_mb": int(r.stdout.split()[-1]) / 1024, "wait": record.data_wait_share,
+            "steps": steps}
 
 
 def main() -> None:
@@ -80,14 +85,14 @@ def main() -> None:
         norm = tmp / "normalisation.json"
         Normalisation(lr=Range(vmin=95, vmax=900), hr=Range(vmin=95, vmax=1000)).write(norm)
         print(f"{'patches':>8s} {'raw MB':>7s} {'workers':>7s} {'peak RSS MB':>11s} "
-              f"{'data wait':>9s}")
+              f"{'data wait':>9s} {'steps':>6s}  (steps: optimiser steps in the time budget)")
         for n in (a.small, a.large):
             store = tmp / f"p{n}.zarr"
             raw = make_store(store, n, rng) / 1e6
             for workers in (0, 2):
                 r = train(store, norm, tmp / f"t{n}-{workers}", workers, a.seconds)
                 print(f"{n:8d} {raw:7.0f} {workers:7d} {r['peak_rss_mb']:11.0f} "
-                      f"{100 * r['wait']:8.1f}%", flush=True)
+                      f"{100 * r['wait']:8.1f}% {r['steps']:6d}", flush=True)
 
 
 if __name__ == "__main__":

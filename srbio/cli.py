@@ -339,7 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S", stream=sys.stderr, force=True)
-    for noisy in ("matplotlib", "PIL", "fsspec", "asyncio"):
+    for noisy in ("matplotlib", "PIL", "fsspec", "asyncio", "onnx_ir", "onnxscript",
+                  "torch.onnx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         args.func(args)

@@ -7,6 +7,7 @@ the PyTorch network does; the normalisation travels in ``export.json`` beside th
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -35,6 +36,8 @@ def to_onnx(net: torch.nn.Module, path: str | os.PathLike, example: torch.Tensor
         import onnxscript  # noqa: F401
     except ImportError:
         raise RuntimeError(ONNX_HINT) from None
+    # the exporter warns for each torchvision operator it cannot register: srbio uses none
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     side = {"min": max(2, min_side), "max": 1 << 16}
     axes = {0: torch.export.Dim("batch", min=1, max=1 << 12),
             example.ndim - 2: torch.export.Dim("height", **side),

@@ -139,3 +139,11 @@ def test_bf16_mixed_precision_trains_on_the_cpu(prepared, tmp_path):
     net, _ = load_model(out.model)
     assert all(p.dtype == torch.float32 for p in net.parameters())  # weights stay fp32
     assert Training.read(out.record).epochs[0]["val_psnr"] > 10
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_the_same_network(prepared, tmp_path):
+    cfg = TrainConfig(epochs=1, batch_size=32, learning_rate=1e-3, compile=True)
+    out = run_train(*_args(prepared), tmp_path / "compiled", TINY, cfg, progress=False)
+    net, header = load_model(out.model)  # plain weight names: loads into an uncompiled network
+    assert header.network.name == "rcan" and Training.read(out.record).epochs[0]["val_psnr"] > 10
