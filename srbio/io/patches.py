@@ -40,16 +40,26 @@ def write_patches(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Non
         group.attrs["srbio"] = {"output": "patches"}  # srbio's own (srbio.io.outputs.owner)
 
 
+CACHE_BYTES = 256 << 20  # an array this small is kept once read (per process)
+
+
 class LazyPatches:
     """One patch array of a store, opened on first use in each process; ``[i]`` reads patch i.
 
     Pickles as its path and name (no open file handles), so loader workers open their own.
+    An array of at most :data:`CACHE_BYTES` is read a shard at a time and kept (reading a
+    shard costs about what 50 single patches do), so small stores train at in-memory speed;
+    larger ones are read a patch at a time, so memory never grows with the store.
     """
 
-    def __init__(self, store: str | os.PathLike, name: str, shape: tuple[int, ...]) -> None:
+    def __init__(self, store: str | os.PathLike, name: str, shape: tuple[int, ...],
+                 shard: int = SHARD) -> None:
         self.store, self.name, self.shape = str(store), name, tuple(shape)
         self.dtype = np.dtype(np.uint16)
+        self.shard = max(1, int(shard))
+        self.cached = int(np.prod(self.shape)) * self.dtype.itemsize <= CACHE_BYTES
         self._array: Any = None
+        self._blocks: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -57,10 +67,15 @@ class LazyPatches:
     def __getitem__(self, i: int) -> np.ndarray:
         if self._array is None:
             self._array = zarr.open_array(self.store, path=self.name, mode="r")
-        return np.asarray(self._array[i])
+        if not self.cached:
+            return np.asarray(self._array[i])
+        k = int(i) // self.shard
+        if k not in self._blocks:
+            self._blocks[k] = np.asarray(self._array[k * self.shard:(k + 1) * self.shard])
+        return self._blocks[k][int(i) - k * self.shard]
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_array": None}
+        return {**self.__dict__, "_array": None, "_blocks": {}}
 
 
 def open_patches(path: str | os.PathLike) -> dict[str, LazyPatches]:
@@ -84,7 +99,8 @@ def open_patches(path: str | os.PathLike) -> dict[str, LazyPatches]:
             raise ValueError(f"{path}: {key} must be (N, h, w) or (N, d, h, w) uint16 patches, got "
                              f"{getattr(arr, 'dtype', type(arr).__name__)} "
                              f"{getattr(arr, 'shape', '')}")
-        arrays[key] = LazyPatches(Path(path), key, arr.shape)
+        shard = arr.shards[0] if arr.shards else arr.chunks[0]
+        arrays[key] = LazyPatches(Path(path), key, arr.shape, shard)
     return arrays
 
 

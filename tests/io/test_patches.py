@@ -54,3 +54,20 @@ def test_foreign_stores_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"train/lr must be \(N, h, w\) or \(N, d, h, w\) uint16 "
                                          "patches, got float32"):
         open_patches(tmp_path / "f.zarr")
+
+
+def test_small_arrays_are_kept_a_shard_at_a_time_large_ones_never(tmp_path, monkeypatch):
+    import srbio.io.patches as patches
+
+    arrays = _arrays(300)
+    write_patches(tmp_path / "p.zarr", arrays)
+    small = open_patches(tmp_path / "p.zarr")["train/hr"]
+    assert small.cached and small.shard == 256
+    for i in (0, 299, 5):
+        np.testing.assert_array_equal(small[i], arrays["train/hr"][i])
+    assert sorted(small._blocks) == [0, 1]  # two shard reads for three patches
+    assert pickle.loads(pickle.dumps(small))._blocks == {}  # workers start empty
+    monkeypatch.setattr(patches, "CACHE_BYTES", 1000)  # as if the store were huge
+    large = open_patches(tmp_path / "p.zarr")["train/hr"]
+    np.testing.assert_array_equal(large[299], arrays["train/hr"][299])
+    assert not large.cached and large._blocks == {}
