@@ -40,24 +40,25 @@ def write_patches(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Non
         group.attrs["srbio"] = {"output": "patches"}  # srbio's own (srbio.io.outputs.owner)
 
 
-CACHE_BYTES = 256 << 20  # an array this small is kept once read (per process)
+CACHE_BYTES = 256 << 20  # a store this small is kept once read (per process)
 
 
 class LazyPatches:
     """One patch array of a store, opened on first use in each process; ``[i]`` reads patch i.
 
     Pickles as its path and name (no open file handles), so loader workers open their own.
-    An array of at most :data:`CACHE_BYTES` is read a shard at a time and kept (reading a
-    shard costs about what 50 single patches do), so small stores train at in-memory speed;
-    larger ones are read a patch at a time, so memory never grows with the store.
+    With ``cached`` (:func:`open_patches` sets it for stores of at most :data:`CACHE_BYTES`)
+    it is read a shard at a time and kept (a shard costs about what 50 single patches do), so
+    small stores train at in-memory speed; otherwise it is read a patch at a time, so memory
+    never grows with the store.
     """
 
     def __init__(self, store: str | os.PathLike, name: str, shape: tuple[int, ...],
-                 shard: int = SHARD) -> None:
+                 shard: int = SHARD, cached: bool = False) -> None:
         self.store, self.name, self.shape = str(store), name, tuple(shape)
         self.dtype = np.dtype(np.uint16)
         self.shard = max(1, int(shard))
-        self.cached = int(np.prod(self.shape)) * self.dtype.itemsize <= CACHE_BYTES
+        self.cached = cached
         self._array: Any = None
         self._blocks: dict[int, np.ndarray] = {}
 
@@ -101,6 +102,9 @@ def open_patches(path: str | os.PathLike) -> dict[str, LazyPatches]:
                              f"{getattr(arr, 'shape', '')}")
         shard = arr.shards[0] if arr.shards else arr.chunks[0]
         arrays[key] = LazyPatches(Path(path), key, arr.shape, shard)
+    small = sum(int(np.prod(a.shape)) * 2 for a in arrays.values()) <= CACHE_BYTES
+    for a in arrays.values():
+        a.cached = small
     return arrays
 
 

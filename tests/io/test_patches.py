@@ -56,7 +56,7 @@ def test_foreign_stores_are_named(tmp_path):
         open_patches(tmp_path / "f.zarr")
 
 
-def test_small_arrays_are_kept_a_shard_at_a_time_large_ones_never(tmp_path, monkeypatch):
+def test_small_stores_are_kept_a_shard_at_a_time_large_ones_never(tmp_path, monkeypatch):
     import srbio.io.patches as patches
 
     arrays = _arrays(300)
