@@ -466,7 +466,7 @@ class TrainFiles(Folder):
     curve = File("training_curve.png")
     record = File("training.json")
     checkpoints = File("checkpoints", output=False)  # Lightning: last.ckpt, best.ckpt
-    logs = File("logs", output=False)  # Lightning's CSV log
+    logs = File("logs", output=False)  # Lightning's CSV and TensorBoard logs
 
 
 class ExportFiles(Folder):
