@@ -23,8 +23,7 @@ PREDICTOR = CFG.predicting_model  # the model that predicts the volumes
 
 def train_extra(w):
     """Files a model's training reads besides the patches: a model to fine-tune from, VGG weights."""
-    train = MODELS[w.model][1]
-    return [p for p in (train.init_from, train.perceptual and train.perceptual.weights) if p]
+    return list(MODELS[w.model][1].input_files().values())
 
 
 def settings(*sections, **exclude):

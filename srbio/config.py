@@ -292,6 +292,12 @@ class TrainConfig(Strict):
         "auto", description="ddp for several devices (one process each)")
     compile: bool = Field(False, description="torch.compile the network (needs a C compiler)")
 
+    def input_files(self) -> dict[str, str]:
+        """Files training reads besides the patches, by config key (fine-tuning, VGG weights)."""
+        files = {"train.init_from": self.init_from,
+                 "train.perceptual.weights": self.perceptual and self.perceptual.weights}
+        return {key: path for key, path in files.items() if path}
+
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
         if self.gain_augment is not None and self.gain_augment[0] > self.gain_augment[1]:

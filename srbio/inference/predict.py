@@ -211,8 +211,8 @@ class TiledPredictor:
             return np.stack([self.predict_plane(p) for p in image])
         h, w = image.shape[-2:]
         out = []
-        for z0, z1, a0, _a1 in self.slabs(image.shape[0]):
-            slab = image[a0:_a1]
+        for z0, z1, a0, a1 in self.slabs(image.shape[0]):
+            slab = image[a0:a1]
             pred = self.predict_region(lambda a, b, c, d, v=slab: v[:, a:b, c:d], (h, w),
                                        (slice(0, h * self.scale), slice(0, w * self.scale)))
             out.append(pred[z0 - a0:z1 - a0])

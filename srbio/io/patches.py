@@ -91,7 +91,7 @@ def open_patches(path: str | os.PathLike) -> dict[str, LazyPatches]:
         group = zarr.open_group(str(path), mode="r")
     except Exception as exc:  # zarr raises several unrelated types
         raise ValueError(f"{path}: not a patch store ({exc})") from None
-    arrays = {}
+    found: dict[str, zarr.Array] = {}
     for key in PARTS:
         if key not in group:
             raise ValueError(f"{path}: patch store lacks {key}")
@@ -100,12 +100,10 @@ def open_patches(path: str | os.PathLike) -> dict[str, LazyPatches]:
             raise ValueError(f"{path}: {key} must be (N, h, w) or (N, d, h, w) uint16 patches, got "
                              f"{getattr(arr, 'dtype', type(arr).__name__)} "
                              f"{getattr(arr, 'shape', '')}")
-        shard = arr.shards[0] if arr.shards else arr.chunks[0]
-        arrays[key] = LazyPatches(Path(path), key, arr.shape, shard)
-    small = sum(int(np.prod(a.shape)) * 2 for a in arrays.values()) <= CACHE_BYTES
-    for a in arrays.values():
-        a.cached = small
-    return arrays
+        found[key] = arr
+    small = sum(arr.nbytes for arr in found.values()) <= CACHE_BYTES
+    return {key: LazyPatches(Path(path), key, arr.shape, (arr.shards or arr.chunks)[0],
+                             cached=small) for key, arr in found.items()}
 
 
 def read_patches(path: str | os.PathLike) -> dict[str, np.ndarray]:

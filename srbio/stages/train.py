@@ -162,16 +162,14 @@ def _fit_options(cfg: TrainConfig) -> dict:
 def train_inputs(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
                  cfg: TrainConfig) -> list[str]:
     """Every file training reads: patches, their record, normalisation, init and VGG files."""
-    extra = [cfg.init_from, cfg.perceptual.weights if cfg.perceptual else None]
     return [str(patches_path), str(patches_record_path(patches_path)), str(norm_json),
-            *(p for p in extra if p)]
+            *cfg.input_files().values()]
 
 
 def _check_files(cfg: TrainConfig) -> None:
     """Missing init_from or VGG weights fail before any training."""
-    for key, path in (("train.init_from", cfg.init_from),
-                      ("train.perceptual.weights", cfg.perceptual and cfg.perceptual.weights)):
-        if path and not Path(path).is_file():
+    for key, path in cfg.input_files().items():
+        if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: {key} not found")
 
 
