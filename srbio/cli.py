@@ -126,11 +126,15 @@ def cmd_predict(a: argparse.Namespace) -> None:
     """Run the predict stage."""
     (cfg,) = _sections(a, "predict")
     cfg = _override(cfg, tile_shape=a.tile, overlap=a.overlap, device=a.device, dtype=a.dtype,
-                    resample=False if a.no_resample else None)
-    from srbio.stages.predict import run_predict
+                    resample=False if a.no_resample else None, halo=a.halo,
+                    precision=a.precision, tta=a.tta, workers=a.workers)
+    from srbio.stages.predict import parse_part, run_predict
 
+    if sum(map(bool, (a.part, a.gather, a.init))) > 1:
+        raise ValueError("give at most one of --part, --gather and --init")
     run_predict(a.model, a.input, a.output, cfg, spacing=a.spacing, progress=not a.quiet,
-                overwrite=a.overwrite, allow_missing_chunks=a.allow_missing_chunks)
+                overwrite=a.overwrite, allow_missing_chunks=a.allow_missing_chunks,
+                part=parse_part(a.part), gather=a.gather, init=a.init)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -253,6 +257,10 @@ def _add_preparation(add: Adder) -> None:
         s.add_argument("--out", required=True)
 
 
+def _halo(text: str) -> int | str:
+    return text if text == "auto" else int(text)
+
+
 def _add_model_stages(add: Adder) -> None:
     s = add("train", cmd_train, "train the network")
     s.add_argument("--patches", required=True, help="patch store (patches.json beside it)")
@@ -269,7 +277,17 @@ def _add_model_stages(add: Adder) -> None:
     s.add_argument("--output", required=True, help="OME-Zarr folder to create (+ OUTPUT.json)")
     _spacing(s, "--spacing", "input")
     s.add_argument("--tile", nargs=2, type=int, metavar=("Y", "X"))
-    s.add_argument("--overlap", type=int)
+    s.add_argument("--overlap", type=int, help="LR px shared (blended) by neighbouring tiles")
+    s.add_argument("--halo", type=_halo, help="LR px of context cropped per tile side, or auto")
+    s.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    s.add_argument("--tta", type=int, choices=[1, 2, 4, 8], help="test-time augmentation")
+    s.add_argument("--workers", type=int, help="local worker processes")
+    s.add_argument("--part", metavar="I/N", help="predict the I-th of N shares of the blocks "
+                   "(no pyramid, no record: run --gather after every part)")
+    s.add_argument("--gather", action="store_true", help="after every --part: build the "
+                   "pyramid and write the record")
+    s.add_argument("--init", action="store_true", help="only create the store (replacing "
+                   "another job's with --overwrite), before --part jobs")
     s.add_argument("--device", help="auto, cpu, mps, cuda or cuda:N")
     s.add_argument("--dtype", choices=["uint16", "float32"])
     s.add_argument("--no-resample", action="store_true",

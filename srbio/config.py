@@ -333,14 +333,33 @@ class PredictConfig(Strict):
 
     volumes: list[PredictVolume] = []
     tile_shape: tuple[Annotated[int, Field(ge=8)], Annotated[int, Field(ge=8)]] = Field(
-        (256, 256), description="largest LR tile (y, x), at least 8")
-    overlap: int = Field(16, ge=0, description="LR pixels shared by neighbouring tiles")
-    batch_size: int = Field(4, ge=1)
+        (256, 256), description="largest lateral LR tile (y, x) the network reads, halo "
+        "included, at least 8")
+    halo: int | Literal["auto"] = Field(
+        "auto", description="LR pixels of context read on each inner side of a tile and cropped "
+        "from its prediction; auto: the network's measured reach (tiles are then exact for a "
+        "local network)")
+    overlap: int = Field(8, ge=0, description="LR pixels shared by the kept parts of "
+                         "neighbouring tiles, blended there (hides seams of networks that pool "
+                         "over the tile, e.g. RCAN's channel attention)")
+    batch_size: int = Field(4, ge=1, description="tiles per forward pass (halved and retried "
+                            "when a GPU runs out of memory)")
     tile_depth: int = Field(16, ge=1, description="output planes per slab of a 3D network")
     depth_margin: int = Field(2, ge=0, description="planes of context on each side of a "
                               "3D network's slab (read, then discarded)")
     dtype: Literal["uint16", "float32"] = "uint16"
-    chunk: int = Field(512, ge=16, description="lateral size of output chunks (HR px)")
+    chunk: int = Field(256, ge=16, description="lateral size of output chunks (HR px)")
+    shard: int | None = Field(1024, ge=16, description="lateral size of output shards (HR px, "
+                              "a multiple of chunk; the unit of work), or null for no sharding")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="precision of the network's forward pass; its error against fp32 "
+        "is measured on the first block and recorded")
+    tta: Literal[1, 2, 4, 8] = Field(1, description="test-time augmentation: mean over this "
+                                     "many lateral rotations / mirror images")
+    workers: int = Field(1, ge=1, description="local worker processes (each loads the model "
+                         "once)")
+    parts: int = Field(1, ge=1, description="workflow jobs per volume (Snakemake scatter / "
+                       "gather: one job per part, then one for the pyramid and record)")
     resample: bool = Field(
         True, description="resample an input whose lateral pixel size differs from the training "
         "one (else refuse it)")
@@ -350,9 +369,16 @@ class PredictConfig(Strict):
                               "predicts the volumes; default: the first")
 
     @model_validator(mode="after")
-    def _overlap_fits(self) -> PredictConfig:
-        if 2 * self.overlap >= min(self.tile_shape):
-            raise ValueError(f"overlap {self.overlap} must be less than half the tile {self.tile_shape}")
+    def _tiles_fit(self) -> PredictConfig:
+        halo = 0 if self.halo == "auto" else self.halo
+        if self.halo != "auto" and self.halo < 0:
+            raise ValueError(f"halo {self.halo} must be ≥ 0 or auto")
+        if 2 * halo + self.overlap >= min(self.tile_shape) or 2 * self.overlap >= min(
+                self.tile_shape):
+            raise ValueError(f"tile {list(self.tile_shape)} must exceed 2 × halo ({self.halo}) + "
+                             f"overlap ({self.overlap}), and twice the overlap")
+        if self.shard is not None and self.shard % self.chunk:
+            raise ValueError(f"shard {self.shard} must be a multiple of chunk {self.chunk}")
         return self
 
 

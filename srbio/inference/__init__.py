@@ -1,6 +1,14 @@
 """Predict arrays and chunked volumes with a trained model."""
 
 from srbio.inference.model import load_model
-from srbio.inference.predict import TiledPredictor, predict_to_zarr, resolve_device
+from srbio.inference.predict import (
+    Chunk,
+    NetworkRunner,
+    TiledPredictor,
+    halo_for,
+    receptive_field,
+    resolve_device,
+)
 
-__all__ = ["TiledPredictor", "load_model", "predict_to_zarr", "resolve_device"]
+__all__ = ["Chunk", "NetworkRunner", "TiledPredictor", "halo_for", "load_model",
+           "receptive_field", "resolve_device"]

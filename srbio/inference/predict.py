@@ -1,30 +1,29 @@
-"""Tiled, blended, memory-bounded inference.
+"""Tiled inference: one output chunk at a time, from its coordinates.
 
-Every 2D plane is covered by one global grid of LR tiles that overlap by ``overlap`` pixels.
-Each output pixel is the weighted mean of the predictions of all tiles that cover it (a
-raised-cosine ramp over the overlap, so tile borders get almost no weight). Because the grid is
-global, the result does not depend on how the output is chunked; chunks are filled one at a
-time and tiles shared by neighbouring chunks are kept in a small LRU cache, so memory is bounded
-by the tile and chunk sizes, not by the volume.
+:meth:`TiledPredictor.predict_chunk` is the one place tiling happens: for an output region it
+reads the input window plus the halo once, predicts the tiles of its
+:class:`~srbio.core.tiling.TilePlan` in batches, crops each tile's halo, blends where kept parts
+overlap, and returns the region. Local workers, ``--part`` jobs, evaluation and tests all call
+it; the result of a region depends only on the region, never on the order or the process.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-import zarr
-from tqdm.auto import tqdm
 
-from srbio.core.dtypes import cast_clipped
 from srbio.core.normalise import denormalise, normalise
-from srbio.core.tiling import balanced_tile, blend_weight, intersecting, tile_starts
+from srbio.core.tiling import ITERATE, AxisSettings, Stitcher, TilePlan, input_region, plan_region
 from srbio.io.image import load_pixels
 
 log = logging.getLogger(__name__)
+
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16,
+                                      "fp16": torch.float16}
+TTA_CHOICES = (1, 2, 4, 8)
 
 
 def _mps() -> bool:
@@ -53,256 +52,288 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-class TiledPredictor:
-    """Apply a super-resolution network to planes or volumes of any size, tile by tile.
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k``-th of the 8 symmetries of the square on the last two axes (0: identity)."""
+    x = torch.rot90(x, k % 4, dims=(-2, -1))
+    return torch.flip(x, dims=(-1,)) if k >= 4 else x
 
-    A 2D network sees one plane at a time. A 3D network (``depth`` given) sees slabs of
-    ``depth`` planes plus ``depth_margin`` planes of context on each side (discarded from its
-    output), each slab tiled laterally like a plane.
+
+def undo_dihedral(y: torch.Tensor, k: int) -> torch.Tensor:
+    """The inverse of :func:`dihedral`."""
+    if k >= 4:
+        y = torch.flip(y, dims=(-1,))
+    return torch.rot90(y, -(k % 4), dims=(-2, -1))
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc)
+
+
+class NetworkRunner:
+    """Run a network on batches of raw tiles: normalise, forward, denormalise.
 
     Parameters
     ----------
     model : torch.nn.Module
-        Network mapping (N, 1, h, w) normalised LR to (N, 1, h*scale, w*scale) normalised HR.
-    scale : int
-        Upsampling factor of the network.
+        Network mapping normalised (N, 1, *spatial) LR to normalised HR.
     lr_range, hr_range : (float, float)
-        The model's fixed normalisation (vmin, vmax) of LR input and HR output.
-    tile_shape : (int, int)
-        LR tile size.
-    overlap : int
-        LR pixels shared by neighbouring tiles.
-    batch_size : int
-        Tiles per forward pass.
+        The model's fixed normalisation (vmin, vmax) of its input and output.
     device : torch.device
         Where the network runs.
-    depth : int, optional
-        Output planes per slab of a 3D network; ``None`` for a 2D network.
-    depth_margin : int
-        Planes of context read on each side of a slab (3D networks).
+    precision : {"fp32", "bf16", "fp16"}
+        Autocast precision of the forward pass (the output is always float32).
+    tta : {1, 2, 4, 8}
+        Test-time augmentation: the mean over the first ``tta`` symmetries of the square
+        (lateral axes; rotations, then their mirror images), each undone on the output.
+    batch_size : int
+        Tiles per forward pass; on a CUDA out-of-memory error it is halved and the batch
+        retried.
+    channels_last : bool
+        Run in the channels-last memory format (faster convolutions on CPU and GPU).
     """
 
-    def __init__(self, model: torch.nn.Module, *, scale: int, lr_range: tuple[float, float],
-                 hr_range: tuple[float, float], tile_shape: tuple[int, int] = (128, 128),
-                 overlap: int = 16, batch_size: int = 4,
-                 device: torch.device | str = "cpu", depth: int | None = None,
-                 depth_margin: int = 2) -> None:
+    def __init__(self, model: torch.nn.Module, *, lr_range: tuple[float, float],
+                 hr_range: tuple[float, float], device: torch.device | str = "cpu",
+                 precision: str = "fp32", tta: int = 1, batch_size: int = 4,
+                 channels_last: bool = True) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        if tta not in TTA_CHOICES:
+            raise ValueError(f"tta {tta!r} is not one of {TTA_CHOICES}")
+        self.device = torch.device(device)
         self.model = model.eval()
-        self.scale = int(scale)
         self.lr_range = tuple(float(v) for v in lr_range)
         self.hr_range = tuple(float(v) for v in hr_range)
-        self.tile_shape = tuple(int(t) for t in tile_shape)
-        self.overlap = int(overlap)
-        self.batch_size = int(batch_size)
-        self.device = torch.device(device)
-        self.depth, self.depth_margin = depth, int(depth_margin)
+        self.precision, self.tta, self.batch_size = precision, int(tta), int(batch_size)
+        self.channels_last = channels_last
+        self._formatted = False
         self.tiles_computed = 0
 
-    def slabs(self, planes: int) -> list[tuple[int, int, int, int]]:
-        """``(z0, z1, a0, a1)`` per slab: output planes z0:z1, read planes a0:a1 (context).
-
-        One plane per slab, without context, for a 2D network.
-        """
-        if self.depth is None:
-            return [(z, z + 1, z, z + 1) for z in range(planes)]
-        m = self.depth_margin
-        return [(z, min(z + self.depth, planes), max(0, z - m), min(planes, z + self.depth + m))
-                for z in range(0, planes, self.depth)]
+    def _format(self, ndim: int) -> torch.memory_format:
+        fmt = torch.channels_last if ndim == 4 else torch.channels_last_3d
+        if self.channels_last and not self._formatted:
+            self.model.to(memory_format=fmt)
+            self._formatted = True
+        return fmt if self.channels_last else torch.contiguous_format
 
     @torch.inference_mode()
-    def _forward(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
-        out: list[np.ndarray] = []
-        for i in range(0, len(tiles), self.batch_size):
-            batch = np.stack([normalise(t, *self.lr_range) for t in tiles[i:i + self.batch_size]])
-            if not np.isfinite(batch).all():
-                raise ValueError("the input holds NaN or infinite pixels; fix them before predicting")
-            x = torch.from_numpy(batch[:, None]).to(self.device)
-            y = self.model(x).float().cpu().numpy()[:, 0]
-            out.extend(denormalise(y, *self.hr_range))
-        self.tiles_computed += len(tiles)
-        return out
+    def _forward(self, x: torch.Tensor, precision: str) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        x = x.contiguous(memory_format=self._format(x.ndim))
+        dtype = PRECISIONS[precision]
+        total = None
+        for k in range(self.tta):
+            with torch.autocast(self.device.type, dtype=dtype, enabled=precision != "fp32"):
+                y = self.model(dihedral(x, k) if k else x)
+            y = undo_dihedral(y.float(), k) if k else y.float()
+            total = y if total is None else total + y
+        return total / self.tta
 
-    def grid(self, shape: tuple[int, int]) -> tuple[list[int], list[int], tuple[int, int]]:
-        """Tile starts (y, x) and the effective tile shape for an LR plane of ``shape``."""
-        ov = self._overlap(shape)
-        th, tw = (balanced_tile(n, t, ov) for t, n in zip(self.tile_shape, shape, strict=True))
-        return tile_starts(shape[0], th, ov), tile_starts(shape[1], tw, ov), (th, tw)
-
-    def _overlap(self, shape: tuple[int, int]) -> int:
-        smallest = min(min(t, n) for t, n in zip(self.tile_shape, shape, strict=True))
-        return min(self.overlap, max(0, smallest // 2 - 1))
-
-    def predict_region(self, read_tile: Callable[[int, int, int, int], np.ndarray],
-                       lr_shape: tuple[int, int], region: tuple[slice, slice],
-                       cache: OrderedDict | None = None, cache_key: object = None,
-                       cache_size: int = 0) -> np.ndarray:
-        """Blend the prediction of one output region of a plane.
-
-        Parameters
-        ----------
-        read_tile : callable
-            ``read_tile(y0, y1, x0, x1)`` returns that LR window as a numpy array.
-        lr_shape : (int, int)
-            Shape of the LR plane.
-        region : (slice, slice)
-            Output (HR) region with explicit start/stop.
-        cache, cache_key, cache_size
-            Optional LRU cache of tile predictions shared between calls.
-
-        Returns
-        -------
-        numpy.ndarray
-            float32 prediction of the region, in HR intensity units.
-        """
-        s = self.scale
-        sy, sx, (th, tw) = self.grid(lr_shape)
-        ov = self._overlap(lr_shape)
-        weight = blend_weight((th * s, tw * s), ov * s)
-        (y0, y1), (x0, x1) = (region[0].start, region[0].stop), (region[1].start, region[1].stop)
-        wanted = [(iy, ix) for iy in intersecting(sy, th, s, y0, y1)
-                  for ix in intersecting(sx, tw, s, x0, x1)]
-        preds: dict[tuple[int, int], np.ndarray] = {}
-        missing = []
-        for key in wanted:
-            full = (cache_key, *key)
-            if cache is not None and full in cache:
-                cache.move_to_end(full)
-                preds[key] = cache[full]
-            else:
-                missing.append(key)
-        if missing:
-            tiles = [read_tile(sy[iy], sy[iy] + th, sx[ix], sx[ix] + tw) for iy, ix in missing]
-            for key, pred in zip(missing, self._forward(tiles), strict=True):
-                preds[key] = pred
-                if cache is not None and cache_size > 0:
-                    cache[(cache_key, *key)] = pred
-                    while len(cache) > cache_size:
-                        cache.popitem(last=False)
-        lead = next(iter(preds.values())).shape[:-2]  # () for planes, (d,) for slabs
-        acc = np.zeros((*lead, y1 - y0, x1 - x0), np.float64)
-        wsum = np.zeros((y1 - y0, x1 - x0), np.float64)
-        for (iy, ix), pred in preds.items():
-            ty, tx = sy[iy] * s, sx[ix] * s
-            a0, a1 = max(y0, ty), min(y1, ty + th * s)
-            b0, b1 = max(x0, tx), min(x1, tx + tw * s)
-            w = weight[a0 - ty:a1 - ty, b0 - tx:b1 - tx]
-            acc[..., a0 - y0:a1 - y0, b0 - x0:b1 - x0] += w * pred[..., a0 - ty:a1 - ty,
-                                                                   b0 - tx:b1 - tx]
-            wsum[a0 - y0:a1 - y0, b0 - x0:b1 - x0] += w
-        return (acc / wsum).astype(np.float32)
-
-    def predict_plane(self, plane: np.ndarray) -> np.ndarray:
-        """Predict a whole in-memory 2D LR plane (float32, HR intensity units)."""
-        plane = np.asarray(plane)
-        if plane.ndim != 2:
-            raise ValueError(f"predict_plane expects a 2D plane, got shape {plane.shape}")
-        h, w = plane.shape
-        return self.predict_region(lambda a, b, c, d: plane[a:b, c:d], (h, w),
-                                   (slice(0, h * self.scale), slice(0, w * self.scale)))
-
-    def predict_image(self, image: np.ndarray) -> np.ndarray:
-        """Predict a 2D image, or a 3D stack plane by plane or slab by slab (z not upsampled)."""
-        image = np.asarray(image)
-        if self.depth is not None and image.ndim != 3:
-            raise ValueError(f"a 3D network predicts volumes (zyx); got shape {image.shape}")
-        if image.ndim == 2:
-            return self.predict_plane(image)
-        if self.depth is None:
-            return np.stack([self.predict_plane(p) for p in image])
-        h, w = image.shape[-2:]
+    def __call__(self, tiles: np.ndarray, *, precision: str | None = None) -> np.ndarray:
+        """Predict raw tiles (N, *spatial) → float32 (N, *spatial × factors) in HR units."""
+        if not np.isfinite(tiles).all():
+            raise ValueError("the input holds NaN or infinite pixels; fix them before predicting")
         out = []
-        for z0, z1, a0, a1 in self.slabs(image.shape[0]):
-            slab = image[a0:a1]
-            pred = self.predict_region(lambda a, b, c, d, v=slab: v[:, a:b, c:d], (h, w),
-                                       (slice(0, h * self.scale), slice(0, w * self.scale)))
-            out.append(pred[z0 - a0:z1 - a0])
-        return np.concatenate(out)
+        start = 0
+        while start < len(tiles):
+            batch = normalise(tiles[start:start + self.batch_size], *self.lr_range)
+            try:
+                y = self._forward(torch.from_numpy(np.ascontiguousarray(batch[:, None])),
+                                  precision or self.precision)
+            except RuntimeError as exc:
+                if not (_out_of_memory(exc) and self.batch_size > 1):
+                    raise
+                torch.cuda.empty_cache()
+                self.batch_size //= 2
+                log.warning("out of device memory: batch size halved to %d", self.batch_size)
+                continue
+            out.append(denormalise(y.cpu().numpy()[:, 0], *self.hr_range))
+            start += len(batch)
+        self.tiles_computed += len(tiles)
+        return np.concatenate(out).astype(np.float32, copy=False)
 
 
-def output_regions(shape: tuple[int, ...], chunks: tuple[int, ...]
-                   ) -> list[tuple[slice, slice]]:
-    """The lateral (y, x) regions of one output plane, one per chunk, in row-major order."""
-    (h, w), (ch, cw) = shape[-2:], chunks[-2:]
-    return [(slice(y0, min(y0 + ch, h)), slice(x0, min(x0 + cw, w)))
-            for y0 in range(0, h, ch) for x0 in range(0, w, cw)]
+@dataclass
+class Chunk:
+    """A predicted output region and what was seen of the input."""
+
+    data: np.ndarray  # float32, HR units
+    input_min: float
+    input_max: float
+    tiles: int
 
 
-def _log_clipping(low: int, high: int, total_px: int, dtype: np.dtype) -> None:
-    if low:  # typical in black borders / fill regions, which normalise below vmin
-        log.info("%d predicted pixels (%.1f%%) were below 0 and were set to 0 (black borders "
-                 "and fill regions normalise below vmin)", low, 100 * low / total_px)
-    if high:
-        log.warning("%d predicted pixels (%.2f%%) exceeded %d and were clipped: consider "
-                    "dtype float32", high, 100 * high / total_px, np.iinfo(dtype).max)
+class TiledPredictor:
+    """Apply a super-resolution network to inputs of any size, one output region at a time.
 
-
-def _tile_reader(src, seen: list[float]) -> Callable[[int, int, int, int], np.ndarray]:
-    """``read_tile(y0, y1, x0, x1)`` of a plane or slab; widens ``seen`` to the values read."""
-    def read_tile(a: int, b: int, c: int, d: int) -> np.ndarray:
-        tile = load_pixels(src[..., a:b, c:d], source=f"pixels [{a}:{b}, {c}:{d}]")
-        seen[:] = min(seen[0], float(tile.min())), max(seen[1], float(tile.max()))
-        return tile
-
-    return read_tile
-
-
-def predict_to_zarr(predictor: TiledPredictor, source, out: zarr.Array, *,
-                    progress: bool = True) -> dict[str, int]:
-    """Predict a 2D/3D LR array chunk by chunk (slab by slab for 3D networks) into ``out``.
+    A 2D network predicts planes (every leading axis iterated over); a 3D network (``depth``
+    given) predicts slabs of ``depth`` planes with ``depth_margin`` planes of context on each
+    side, cropped. Lateral tiles read ``halo`` pixels of context on each side, cropped; kept
+    parts of neighbouring tiles overlap by ``overlap`` pixels and are blended there.
 
     Parameters
     ----------
-    predictor : TiledPredictor
-        The configured predictor.
-    source : array-like
-        LR data supporting numpy-style slicing (numpy, zarr or dask array), ``yx``/``zyx``.
-    out : zarr.Array
-        Output (``source.shape``, lateral axes × scale); its chunks set the order and
-        granularity of the work. Each chunk is written once.
-    progress : bool
-        Show a progress bar.
-
-    Returns
-    -------
-    dict
-        ``tiles`` computed; ``clipped_low`` / ``clipped_high``: pixels clipped below / above.
+    model : torch.nn.Module
+        Network mapping (N, 1, [d,] h, w) normalised LR to normalised HR.
+    scale : int
+        Lateral upsampling factor of the network.
+    lr_range, hr_range : (float, float)
+        The model's fixed normalisation (vmin, vmax) of LR input and HR output.
+    tile_shape : (int, int)
+        Largest lateral read window (input pixels), halos included.
+    overlap : int
+        Input pixels shared by the kept parts of neighbouring tiles (blended).
+    halo : int
+        Input pixels of context read and cropped on each inner side of a tile; exact when it
+        covers the network's receptive field (:func:`receptive_field`).
+    batch_size, device, precision, tta
+        See :class:`NetworkRunner`.
+    depth, depth_margin, z_scale
+        Slab planes, context planes and z upsampling of a 3D network (None: a 2D network).
     """
-    s = predictor.scale
-    lr_shape = tuple(source.shape[-2:])
-    expected = (*source.shape[:-2], lr_shape[0] * s, lr_shape[1] * s)
-    if tuple(out.shape) != expected:
-        raise ValueError(f"output shape {out.shape} does not match the input × {s}: {expected}")
-    _, sx, (th, _) = predictor.grid(lr_shape)
-    cache_size = len(sx) * (int(np.ceil(out.chunks[-2] / (th * s))) + 2)
-    dtype = np.dtype(out.dtype)
-    regions = output_regions(expected, tuple(out.chunks))
-    if predictor.depth is not None and source.ndim != 3:
-        raise ValueError(f"a 3D network predicts volumes (zyx); got shape {source.shape}")
-    slabs = predictor.slabs(source.shape[0] if source.ndim == 3 else 1)
-    low = high = 0
-    seen = [np.inf, -np.inf]  # the input's range, over every tile read
-    with tqdm(total=len(slabs) * len(regions), desc="predict chunks", disable=not progress,
-              unit="chunk") as bar:
-        for z0, z1, a0, a1 in slabs:
-            # a plane (2D network) or a slab with its context planes (3D network)
-            src = source if source.ndim == 2 else source[a0] if predictor.depth is None \
-                else source[a0:a1]
-            cache: OrderedDict = OrderedDict()
-            read_tile = _tile_reader(src, seen)
-            for region in regions:
-                pred = predictor.predict_region(read_tile, lr_shape, region, cache, z0,
-                                                cache_size)
-                if predictor.depth is not None:
-                    pred = pred[z0 - a0:z1 - a0]
-                block, n_low, n_high = cast_clipped(pred, dtype)
-                low, high = low + n_low, high + n_high
-                if source.ndim == 2:
-                    out[region] = block
-                else:
-                    out[(slice(z0, z1), *region)] = block if block.ndim == 3 else block[None]
-                bar.update()
-    _log_clipping(low, high, int(np.prod(out.shape)), dtype)
-    if seen[0] == seen[1]:
-        log.warning("the input is constant (every pixel is %g): the prediction holds no "
-                    "information about the sample", seen[0])
-    return {"tiles": predictor.tiles_computed, "clipped_low": low, "clipped_high": high}
+
+    def __init__(self, model: torch.nn.Module, *, scale: int, lr_range: tuple[float, float],
+                 hr_range: tuple[float, float], tile_shape: tuple[int, int] = (256, 256),
+                 overlap: int = 16, halo: int = 8, batch_size: int = 4,
+                 device: torch.device | str = "cpu", depth: int | None = None,
+                 depth_margin: int = 2, z_scale: int = 1, precision: str = "fp32",
+                 tta: int = 1, channels_last: bool = True) -> None:
+        self.runner = NetworkRunner(model, lr_range=lr_range, hr_range=hr_range, device=device,
+                                    precision=precision, tta=tta, batch_size=batch_size,
+                                    channels_last=channels_last)
+        self.scale = int(scale)
+        self.tile_shape = tuple(int(t) for t in tile_shape)
+        self.overlap, self.halo = int(overlap), int(halo)
+        self.depth, self.depth_margin, self.z_scale = depth, int(depth_margin), int(z_scale)
+        self.net_dims = 2 if depth is None else 3
+        self._lateral = [AxisSettings(tile=t, halo=self.halo, overlap=self.overlap,
+                                      factor=self.scale) for t in self.tile_shape]
+
+    @property
+    def tiles_computed(self) -> int:
+        """Tiles predicted so far (each counted once, whatever ``tta``)."""
+        return self.runner.tiles_computed
+
+    @tiles_computed.setter
+    def tiles_computed(self, value: int) -> None:
+        self.runner.tiles_computed = value
+
+    def settings(self, ndim: int) -> list[AxisSettings]:
+        """How each axis of an ``ndim``-dimensional input is tiled."""
+        if ndim < self.net_dims:
+            kind = "volumes (zyx)" if self.net_dims == 3 else "planes (yx)"
+            raise ValueError(f"a {self.net_dims}D network predicts {kind}; got {ndim} axes")
+        axes = [ITERATE] * (ndim - self.net_dims)
+        if self.depth is not None:
+            m = self.depth_margin
+            axes.append(AxisSettings(tile=self.depth + 2 * m, halo=m, factor=self.z_scale))
+        return [*axes, *self._lateral]
+
+    def factors(self, ndim: int) -> tuple[int, ...]:
+        """Output pixels per input pixel along each axis."""
+        return tuple(s.factor for s in self.settings(ndim))
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The output shape for an input of ``shape``."""
+        return tuple(n * f for n, f in zip(shape, self.factors(len(shape)), strict=True))
+
+    def plan(self, shape: tuple[int, ...], region: tuple[slice, ...]) -> TilePlan:
+        """The tile plan of the output ``region`` of an input of ``shape``."""
+        bounds = [(s.start, s.stop) for s in region]
+        return plan_region(input_region(bounds, shape, self.factors(len(shape))), shape,
+                           self.settings(len(shape)))
+
+    def read(self, source, region: tuple[slice, ...]) -> tuple[TilePlan, np.ndarray]:
+        """The tile plan of an output region and its input window, read once (float32)."""
+        shape = tuple(int(n) for n in source.shape)
+        plan = self.plan(shape, region)
+        window = load_pixels(source[plan.window],
+                             source=f"input window {[(s.start, s.stop) for s in plan.window]}")
+        return plan, np.asarray(window, np.float32)
+
+    def compute(self, plan: TilePlan, window: np.ndarray) -> Chunk:
+        """Predict the tiles of ``plan`` from its input ``window`` and stitch them."""
+        stitcher = Stitcher(plan)
+        lead = window.ndim - self.net_dims
+        indices = list(plan.indices())
+        step = max(1, self.runner.batch_size)
+        for i in range(0, len(indices), step):
+            group = indices[i:i + step]
+            tiles = np.stack([window[plan.read(idx)] for idx in group])
+            tiles = tiles.reshape(len(group), *tiles.shape[1 + lead:])
+            for idx, pred in zip(group, self.runner(tiles), strict=True):
+                stitcher.add(idx, pred.reshape((1,) * lead + pred.shape))
+        return Chunk(stitcher.result(), float(window.min()), float(window.max()), len(indices))
+
+    def predict_chunk(self, source, region: tuple[slice, ...]) -> Chunk:
+        """Predict one output region (explicit start/stop per axis) of ``source``.
+
+        ``source`` is any array supporting numpy slicing (numpy, zarr, dask, a lazily
+        resampled volume); its window plus halo is read once.
+        """
+        return self.compute(*self.read(source, region))
+
+    def predict_image(self, image: np.ndarray) -> np.ndarray:
+        """Predict a whole in-memory input (float32, HR intensity units)."""
+        image = np.asarray(image)
+        out = self.output_shape(image.shape)
+        return self.predict_chunk(image, tuple(slice(0, n) for n in out)).data
+
+    def predict_plane(self, plane: np.ndarray) -> np.ndarray:
+        """Predict a whole in-memory 2D plane."""
+        if np.ndim(plane) != 2:
+            raise ValueError(f"predict_plane expects a 2D plane, got shape {np.shape(plane)}")
+        return self.predict_image(plane)
+
+
+def receptive_field(model: torch.nn.Module, *, dims: int = 2, device: torch.device | str = "cpu",
+                    cap: int = 48, z_cap: int = 8, threshold: float = 1e-3) -> tuple[int, int]:
+    """Measure how far (input pixels) a network's output looks: ``(lateral, z)``.
+
+    The gradient of the centre output pixel with respect to a random input of ``2*cap + 1``
+    pixels a side (``2*z_cap + 1`` planes in 3D) is taken; the reach is the largest distance
+    from the centre at which it exceeds ``threshold`` times its maximum. Networks that pool
+    over their whole input (channel attention) have a small gradient everywhere: that part
+    is below the threshold, and tiling cannot be exact for them anyway. A reach at the cap
+    means the network may look further (a warning says so). ``z`` is 0 for a 2D network.
+    """
+    device = torch.device(device)
+    lateral = 2 * cap + 1
+    shape = (1, 1, lateral, lateral) if dims == 2 else (1, 1, 2 * z_cap + 1, lateral, lateral)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(shape, generator=gen).to(device).requires_grad_(True)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            y = model(x)
+            centre = tuple(n // 2 for n in y.shape[2:])
+            y[(0, 0, *centre)].backward()
+    finally:
+        model.train(was_training)
+    g = x.grad.abs()[0, 0].cpu().numpy()
+    strong = np.argwhere(g > threshold * g.max())
+    mid = np.array(g.shape) // 2
+    reach = np.abs(strong - mid).max(axis=0)
+    lat, z = int(reach[-2:].max()), int(reach[0]) if dims == 3 else 0
+    if lat >= cap or (dims == 3 and z >= z_cap):
+        log.warning("the network's receptive field reaches the %d-pixel probe (%d planes): "
+                    "tiles cannot be exact; a halo of %d is used", cap, z_cap, cap)
+    return min(lat, cap), min(z, z_cap)
+
+
+def halo_for(model: torch.nn.Module, halo: int | str, *, dims: int, device,
+             tile_shape: tuple[int, int], overlap: int) -> tuple[int, int]:
+    """The lateral halo and measured reach: ``halo`` itself, or the measured reach (``auto``).
+
+    An ``auto`` halo is limited so each tile keeps at least half its size.
+    """
+    lat, _ = receptive_field(model, dims=dims, device=device)
+    if halo != "auto":
+        return int(halo), lat
+    most = max(0, (min(tile_shape) // 2 - overlap) // 2)
+    if lat > most:
+        log.warning("the network's reach (%d px) exceeds what tiles of %s keep with overlap %d; "
+                    "halo %d: use larger tiles for an exact result", lat, list(tile_shape),
+                    overlap, most)
+    return min(lat, most), lat

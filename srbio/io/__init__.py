@@ -3,6 +3,7 @@
 from srbio.io.image import (
     SUPPORTED_DTYPES,
     check_image,
+    image_origin,
     open_lazy,
     read_image,
     read_mask,
@@ -20,6 +21,7 @@ from srbio.io.zarr import (
 __all__ = [
     "SUPPORTED_DTYPES",
     "check_image",
+    "image_origin",
     "create_ome_zarr",
     "open_lazy",
     "open_zarr",

@@ -9,7 +9,7 @@ import dask.array as da
 import numpy as np
 
 from srbio.io.tiff import open_tiff_lazy, write_tiff
-from srbio.io.zarr import open_zarr
+from srbio.io.zarr import open_zarr, zarr_origin
 
 SUPPORTED_DTYPES = (np.dtype("uint8"), np.dtype("uint16"), np.dtype("float32"))
 _TIFF_SUFFIXES = (".tif", ".tiff")
@@ -154,6 +154,21 @@ def open_lazy(
             f"(expected {data.ndim} positive values in µm)"
         )
     return data, chosen
+
+
+def image_origin(path: str | os.PathLike, ndim: int) -> tuple[float, ...]:
+    """Position (µm, array axis order) of the centre of an image's first pixel.
+
+    OME-Zarr translations (with multiscale-level transforms) are honoured; TIFF files and
+    stores without a position start at 0.
+    """
+    path = Path(path)
+    origin = zarr_origin(path) if _is_zarr(path) else None
+    if origin is None:
+        return (0.0,) * ndim
+    if len(origin) != ndim:
+        raise ValueError(f"{path}: translation {list(origin)} does not match its {ndim} axes")
+    return tuple(float(v) for v in origin)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, spacing: tuple[float, ...]) -> Path:

@@ -363,9 +363,10 @@ class Export(Record):
 
 
 class Prediction(Record):
-    """``<volume>.json`` beside a prediction: what was predicted with which model, and how fast."""
+    """``<volume>.json`` beside a prediction: what was predicted with which model, how, how fast."""
 
     KIND: ClassVar[str] = "prediction"
+    VERSION: ClassVar[int] = 2
     store: str
     model: str
     input: str
@@ -373,14 +374,36 @@ class Prediction(Record):
     resampled_from: Spacing | None = Field(
         None, description="the input's own pixel size, when it was resampled onto the training one")
     output_spacing: Spacing
+    output_translation: list[float] = Field(description="position (µm) of level 0's first "
+                                            "pixel centre")
     output_shape: list[int]
+    levels: list[list[int]] = Field(description="shape of every pyramid level")
+    chunks: list[int]
+    shards: list[int] | None
     scale: int
     tile_shape: list[int]
+    halo: int = Field(description="LR pixels of context cropped from each inner tile side")
+    reach: int = Field(description="the network's measured lateral reach (LR px)")
     overlap: int
+    precision: str
+    precision_max_abs_error: float | None = Field(
+        None, description="max |prediction − fp32 prediction| on the first block's first "
+        "batch (HR units), when precision is not fp32")
+    precision_error_of_range: float | None = Field(
+        None, description="that error as a fraction of the HR normalisation range")
+    tta: int
     dtype: str
     device: str
-    seconds: float
-    megapixels_per_second: float
+    fingerprint: str
+    blocks: int = Field(description="level-0 blocks (units of work) in the store")
+    blocks_computed: int = Field(description="blocks computed by the finishing run (fewer than "
+                                 "blocks after a resume or with --part jobs); tiles and clipped "
+                                 "pixels count the same run")
+    workers: int
+    parts: int
+    seconds: float = Field(description="wall time of the finishing run")
+    megapixels_per_second: float = Field(description="output Mpx computed per second by the "
+                                         "finishing run")
     peak_rss_mb: float
     tiles: int
     clipped_low: int

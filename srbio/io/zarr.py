@@ -131,23 +131,33 @@ def _multiscales(attrs: dict) -> list | None:
     return attrs.get("multiscales")
 
 
-def read_ome_zarr_spacing(group: zarr.Group) -> tuple[str, tuple[float, ...] | None, list[str]]:
-    """Return the full-resolution dataset path, its scale and its axis names of an OME-Zarr group.
+def _transforms(items: list) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    scale = translation = None
+    for tr in items or []:
+        if tr.get("type") == "scale":
+            scale = tuple(float(v) for v in tr["scale"])
+        elif tr.get("type") == "translation":
+            translation = tuple(float(v) for v in tr["translation"])
+    return scale, translation
 
-    The scale of each space axis is converted from that axis' ``unit`` to µm (no unit: µm);
-    the scale of other axes (``c``, ``t``) is returned as stored.
 
-    Parameters
-    ----------
-    group : zarr.Group
-        An OME-Zarr image group.
+def read_ome_zarr_transform(group: zarr.Group) -> tuple[str, tuple[float, ...] | None,
+                                                        tuple[float, ...] | None, list[str]]:
+    """The full-resolution dataset of an OME-Zarr image and where its pixels lie.
+
+    The dataset's ``coordinateTransformations`` are followed by the multiscale's own (applied
+    to every level, NGFF 0.4/0.5): scale = s_dataset × s_multiscale, translation =
+    t_dataset × s_multiscale + t_multiscale. Space axes are converted from their ``unit`` to
+    µm; other axes (``c``, ``t``) are returned as stored.
 
     Returns
     -------
     path : str
         The full-resolution dataset inside the group.
     scale : tuple of float or None
-        Per-axis scale (µm for space axes), or None when absent or a space axis is in pixels.
+        Per-axis pixel size, or None when absent or a space axis is in pixels.
+    translation : tuple of float or None
+        Per-axis position of pixel 0's centre, or None when absent.
     axes : list of str
         The axis names (empty when the metadata has none).
 
@@ -165,14 +175,56 @@ def read_ome_zarr_spacing(group: zarr.Group) -> tuple[str, tuple[float, ...] | N
     dataset = first["datasets"][0]
     raw_axes = list(first.get("axes", []))
     axes = [a["name"] if isinstance(a, dict) else str(a) for a in raw_axes]
-    scale = None
-    for tr in dataset.get("coordinateTransformations", []):
-        if tr.get("type") == "scale":
-            scale = tuple(float(s) for s in tr["scale"])
-    if scale is not None and len(raw_axes) == len(scale):
+    scale, translation = _transforms(dataset.get("coordinateTransformations", []))
+    ms_scale, ms_translation = _transforms(first.get("coordinateTransformations", []))
+    if ms_scale is not None:
+        scale = ms_scale if scale is None else tuple(a * b for a, b in zip(scale, ms_scale,
+                                                                          strict=True))
+        if translation is not None:
+            translation = tuple(t * b for t, b in zip(translation, ms_scale, strict=True))
+    if ms_translation is not None:
+        translation = ms_translation if translation is None else tuple(
+            a + b for a, b in zip(translation, ms_translation, strict=True))
+    if len(raw_axes) == len(scale or translation or ()):
         units = [a.get("unit") if isinstance(a, dict) else None for a in raw_axes]
-        scale = _scale_to_um(scale, axes, [_is_space_axis(a) for a in raw_axes], units, source)
-    return dataset["path"], scale, axes
+        spaces = [_is_space_axis(a) for a in raw_axes]
+        if scale is not None:
+            scale = _scale_to_um(scale, axes, spaces, units, source)
+        if translation is not None:
+            translation = tuple(
+                to_micrometres(v, u, source=f"{source}: axis {n!r}") if sp and not (
+                    u is not None and is_uncalibrated(u)) else v
+                for v, n, sp, u in zip(translation, axes, spaces, units, strict=True))
+    return dataset["path"], scale, translation, axes
+
+
+def read_ome_zarr_spacing(group: zarr.Group) -> tuple[str, tuple[float, ...] | None, list[str]]:
+    """The full-resolution dataset path, its pixel size (µm) and axis names of an OME-Zarr.
+
+    See :func:`read_ome_zarr_transform` (this is it without the translation).
+    """
+    path, scale, _, axes = read_ome_zarr_transform(group)
+    return path, scale, axes
+
+
+def zarr_origin(path: str | os.PathLike) -> tuple[float, ...] | None:
+    """Position (µm) of pixel 0's centre of a zarr image's space axes, when it records one.
+
+    OME-Zarr images give it by their ``translation`` (multiscale transforms included); a plain
+    array by an ``origin`` attribute (µm, one value per axis).
+    """
+    node = zarr.open(str(path), mode="r")
+    if isinstance(node, zarr.Group):
+        _, _, translation, axes = read_ome_zarr_transform(node)
+    else:
+        raw = dict(node.attrs).get("origin")
+        translation = tuple(float(v) for v in raw) if raw is not None else None
+        axes = [str(a) for a in dict(node.attrs).get("axes", [])]
+    if translation is None:
+        return None
+    if axes and len(axes) == len(translation):
+        translation = tuple(t for t, a in zip(translation, axes, strict=True) if a in _SPATIAL)
+    return translation
 
 
 def _plain_array_spacing(arr: zarr.Array, source: str) -> tuple[tuple[float, ...] | None, list[str]]:

@@ -1,24 +1,37 @@
-"""Stage ``predict``: a model and any 2D/3D TIFF or zarr volume in; an OME-Zarr out."""
+"""Stage ``predict``: a model and any 2D/3D TIFF or zarr volume in; a pyramidal OME-Zarr out.
+
+The output store is written in place, block by block, and is resumable: a rerun of the same
+job (same model, input and settings: its *fingerprint*) skips the blocks already finished; a
+store of another job is refused (replaced only with ``--overwrite``). Work is shared by local
+worker processes (``workers``) and by ``--part i/N`` jobs whose ``--gather`` builds the pyramid
+and writes the record. Every route calls the same chunk function and writes the same bytes.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import logging
 import os
 import resource
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from srbio import __version__
 from srbio.config import PredictConfig
-from srbio.core.grid import lateral_factors, resample_plane
-from srbio.io import create_ome_zarr, open_lazy, set_ome_zarr_attrs
-from srbio.io.atomic import atomic_path
+from srbio.core.grid import resample_plane
+from srbio.io import image_origin, open_lazy
 from srbio.io.image import load_pixels
-from srbio.io.outputs import claim
+from srbio.io.outputs import claim, remove
 from srbio.io.records import ModelHeader, Prediction, prediction_record_path
+from srbio.io.store import PredictionStore, progress_folder
 from srbio.models.registry import network_info
-from srbio.stages.common import as_spacing, slab_settings
+from srbio.stages.common import as_spacing
 
 log = logging.getLogger(__name__)
 
@@ -26,40 +39,54 @@ log = logging.getLogger(__name__)
 class ResampledVolume:
     """A lazily read volume resampled plane by plane onto new lateral pixel counts.
 
-    Indexing by a z index (3D) gives that resampled plane; a 2D volume is indexed by slices.
-    The last plane is kept, so the tiles of one plane resample it once.
+    Indexed like a numpy array (slices); the planes a read touches are resampled whole and the
+    most recent ones kept, so the blocks of one plane or slab resample it once.
     """
 
-    def __init__(self, data, lateral: tuple[int, int]) -> None:
+    def __init__(self, data, lateral: tuple[int, int], *, keep: int = 64) -> None:
         self.data, self.lateral = data, lateral
         self.shape = (*data.shape[:-2], *lateral)
         self.ndim, self.dtype = data.ndim, np.dtype(np.float32)
-        self._cached: tuple[int, np.ndarray] | None = None
+        self._planes: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._keep = keep
 
     def plane(self, z: int) -> np.ndarray:
         """The resampled plane ``z`` (0 for a 2D volume)."""
-        if self._cached is None or self._cached[0] != z:
+        if z not in self._planes:
             src = self.data[z] if self.ndim == 3 else self.data
-            self._cached = (z, resample_plane(load_pixels(src, source=f"plane {z}"), self.lateral))
-        return self._cached[1]
+            self._planes[z] = resample_plane(load_pixels(src, source=f"plane {z}"), self.lateral)
+            while len(self._planes) > self._keep:
+                self._planes.popitem(last=False)
+        self._planes.move_to_end(z)
+        return self._planes[z]
 
-    def __getitem__(self, key):
-        if self.ndim == 3 and isinstance(key, int | np.integer):
-            return self.plane(int(key))
-        return self.plane(0)[key]
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (self.ndim - len(key))
+        if self.ndim == 2:
+            return self.plane(0)[key]
+        z, lateral = key[0], key[1:]
+        if isinstance(z, int | np.integer):
+            return self.plane(int(z))[lateral]
+        planes = range(*z.indices(self.shape[0]))
+        return np.stack([self.plane(i)[lateral] for i in planes]) if len(planes) else \
+            np.zeros((0, *self.plane(0)[lateral].shape), np.float32)
 
 
-def _training_grid(data, sp: tuple[float, ...], header: ModelHeader, *, resample: bool,
-                   source: str | os.PathLike) -> tuple[object, tuple[float, ...], list | None]:
+def _training_grid(data, sp: tuple[float, ...], origin: tuple[float, ...], header: ModelHeader,
+                   *, resample: bool, source: str | os.PathLike
+                   ) -> tuple[object, tuple[float, ...], tuple[float, ...], list | None]:
     """The input on the lateral pixel size the model was trained at (resampled if needed).
 
-    Returns the data, its spacing and the original spacing when it was resampled (else None).
+    Returns the data, its spacing, its origin and the original spacing when it was resampled
+    (else None). Resampling keeps the field of view: the first pixel's centre moves by half
+    the difference of the pixel sizes.
     """
     if header.spacing is None:
-        return data, sp, None
+        return data, sp, origin, None
     trained = tuple(float(s) for s in header.spacing.lr[-2:])
     if np.allclose(sp[-2:], trained, rtol=0.01):
-        return data, sp, None
+        return data, sp, origin, None
     found = [float(s) for s in sp[-2:]]
     if not resample:
         raise ValueError(f"{source}: lateral pixel size {found} µm is not the {list(trained)} µm "
@@ -70,14 +97,43 @@ def _training_grid(data, sp: tuple[float, ...], header: ModelHeader, *, resample
     log.warning("%s: lateral pixel size %s µm resampled onto the %s µm the model was trained at "
                 "(%s → %s pixels per plane)", source, found, list(trained), data.shape[-2:],
                 lateral)
-    return ResampledVolume(data, lateral), (*sp[:-2], *trained), list(sp)
+    new_sp = tuple(n * s / m for n, s, m in zip(data.shape[-2:], sp[-2:], lateral, strict=True))
+    moved = tuple(o - s / 2 + t / 2 for o, s, t in zip(origin[-2:], sp[-2:], new_sp, strict=True))
+    return (ResampledVolume(data, lateral), (*sp[:-2], *new_sp), (*origin[:-2], *moved),
+            list(sp))
 
 
-def _load(model_path: str | os.PathLike, cfg: PredictConfig) -> tuple:
-    """The network on its device, its header, the device; tiles checked against the network."""
-    from srbio.inference import load_model, resolve_device
+@dataclass(frozen=True)
+class PredictJob:
+    """Everything a process needs to predict blocks of one store (picklable, for workers)."""
+
+    model: str
+    input: str
+    output: str
+    cfg: PredictConfig
+    spacing: tuple[float, ...] | None
+    allow_missing_chunks: bool
+    halo: int
+
+
+def _device(cfg: PredictConfig):
+    """The configured device; worker ``SRBIO_WORKER`` of several gets its own CUDA device."""
+    import torch
+
+    from srbio.inference import resolve_device
 
     device = resolve_device(cfg.device)
+    worker = os.environ.get("SRBIO_WORKER")
+    if device.type == "cuda" and device.index is None and worker is not None:
+        device = torch.device("cuda", int(worker) % torch.cuda.device_count())
+    return device
+
+
+def _load(model_path: str | os.PathLike, cfg: PredictConfig):
+    """The network on its device and its header; tiles checked against the network."""
+    from srbio.inference import load_model
+
+    device = _device(cfg)
     model, header = load_model(model_path, device=device)
     smallest = network_info(header.network.name).min_input
     if min(cfg.tile_shape) < smallest:
@@ -86,60 +142,264 @@ def _load(model_path: str | os.PathLike, cfg: PredictConfig) -> tuple:
     return model, header, device
 
 
+def _input(job: PredictJob, header: ModelHeader):
+    """The input as the network sees it: data, spacing, origin, original spacing if resampled."""
+    data, sp = open_lazy(job.input, spacing=as_spacing(job.spacing),
+                         allow_missing_chunks=job.allow_missing_chunks)
+    dims = network_info(header.network.name).dims
+    if dims == 3 and data.ndim != 3:
+        raise ValueError(f"{job.input}: the model is a 3D network ({header.network.name}) and "
+                         f"predicts volumes (zyx); this input has shape {data.shape}")
+    origin = image_origin(job.input, data.ndim)
+    return _training_grid(data, sp, origin, header, resample=job.cfg.resample, source=job.input)
+
+
+def _predictor(model, header: ModelHeader, cfg: PredictConfig, device, halo: int):
+    from srbio.inference import TiledPredictor
+
+    net = header.network
+    slab = {}
+    if network_info(net.name).dims == 3:
+        slab = {"depth": cfg.tile_depth, "depth_margin": cfg.depth_margin,
+                "z_scale": int(net.params.get("z_scale", 1))}
+    return TiledPredictor(model, scale=net.scale, lr_range=header.normalisation.lr.pair,
+                          hr_range=header.normalisation.hr.pair, tile_shape=cfg.tile_shape,
+                          overlap=cfg.overlap, halo=halo, batch_size=cfg.batch_size,
+                          device=device, precision=cfg.precision, tta=cfg.tta, **slab)
+
+
+def open_job(job: PredictJob):
+    """Build a process's (predictor, input, store) for ``job`` (a worker's initialiser)."""
+    model, header, device = _load(job.model, job.cfg)
+    data = _input(job, header)[0]
+    return _predictor(model, header, job.cfg, device, job.halo), data, PredictionStore(job.output)
+
+
+def _digest(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(model_path, input_path, data, sp, origin, cfg: PredictConfig, halo: int) -> str:
+    """A digest of what decides the output's pixels: model, input, settings, srbio version.
+
+    The model file's bytes are hashed; the input by its path, shape, dtype, pixel size and
+    position. Settings that do not change pixels (workers, parts, batch size, device) are left
+    out, so a rerun may change them.
+    """
+    settings = cfg.model_dump(mode="json", exclude={"volumes", "model", "workers", "parts",
+                                                    "batch_size", "device"})
+    payload = {"model": _digest(model_path), "input": str(Path(input_path).resolve()),
+               "shape": list(data.shape), "dtype": str(data.dtype), "spacing": list(sp),
+               "origin": list(origin), "settings": settings, "halo": halo,
+               "srbio": __version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _layout(predictor, shape: tuple[int, ...], sp, origin, cfg: PredictConfig) -> dict:
+    """Output shape, chunks, shards, spacing and translation of level 0."""
+    factors = predictor.factors(len(shape))
+    out_shape = predictor.output_shape(shape)
+    s = predictor.scale
+    lateral = max(s, cfg.chunk // s * s)  # chunks fall on LR pixel boundaries
+    zc = (predictor.depth * predictor.z_scale,) if predictor.depth is not None else (1,)
+    chunks = (*zc[:len(shape) - 2], *(min(lateral, n) for n in out_shape[-2:]))
+    shards = None
+    if cfg.shard is not None and any(n > c for n, c in zip(out_shape[-2:], chunks[-2:],
+                                                            strict=True)):
+        per = max(1, cfg.shard // lateral)
+        shards = (*chunks[:-2], *(min(c * per, -(-n // c) * c) for c, n in
+                                  zip(chunks[-2:], out_shape[-2:], strict=True)))
+    out_spacing = tuple(v / f for v, f in zip(sp, factors, strict=True))
+    # output pixel j of an axis upsampled f× has its centre (f-1)/2 output pixels before LR 0's
+    translation = tuple(o - (f - 1) / 2 * v for o, f, v in zip(origin, factors, out_spacing,
+                                                               strict=True))
+    return {"shape": out_shape, "chunks": chunks, "shards": shards, "spacing": out_spacing,
+            "translation": translation}
+
+
+def _open_store(output: Path, layout: dict, fp: str, cfg: PredictConfig, *, name: str,
+                overwrite: bool, may_replace: bool) -> PredictionStore:
+    """Resume the store of this job, create it, or replace another job's (``overwrite``)."""
+    if output.exists():
+        store = PredictionStore(output)
+        if store.fingerprint == fp:
+            return store
+        if not (overwrite and may_replace):
+            hint = ("pass --overwrite to replace it" if may_replace else
+                    "run the job without --part first (or the workflow's init step) to "
+                    "replace it")
+            raise ValueError(f"{output}: holds the prediction of another job (its fingerprint "
+                             f"{store.fingerprint} is not this job's {fp}: model, input or "
+                             f"settings differ); {hint} (nothing was changed)")
+        log.info("%s: replacing the prediction of another job", output)
+        prediction_record_path(output).unlink(missing_ok=True)
+        remove(progress_folder(output))
+        remove(output)
+    try:
+        return PredictionStore.create(output, fingerprint=fp, dtype=cfg.dtype, name=name,
+                                      metadata={"srbio_version": __version__}, **layout)
+    except FileExistsError:  # a parallel --part job created it first
+        return _open_store(output, layout, fp, cfg, name=name, overwrite=False,
+                           may_replace=False)
+
+
+def _precision_error(predictor, source, store: PredictionStore, index: int
+                     ) -> tuple[float | None, float | None]:
+    """Max |prediction − fp32| on the first batch of a block's tiles (None at fp32)."""
+    runner = predictor.runner
+    if runner.precision == "fp32":
+        return None, None
+    plan, window = predictor.read(source, store.blocks(0)[index])
+    lead = window.ndim - predictor.net_dims
+    tiles = np.stack([window[plan.read(i)] for i in list(plan.indices())[:runner.batch_size]])
+    tiles = tiles.reshape(len(tiles), *tiles.shape[1 + lead:])
+    err = float(np.abs(runner(tiles) - runner(tiles, precision="fp32")).max())
+    runner.tiles_computed -= 2 * len(tiles)
+    span = runner.hr_range[1] - runner.hr_range[0]
+    log.info("%s forward: max |error| against fp32 %.4g (%.3g%% of the HR range)",
+             runner.precision, err, 100 * err / span)
+    return err, err / span
+
+
+def parse_part(text: str | None) -> tuple[int, int] | None:
+    """``"i/N"`` (1 ≤ i ≤ N) → (i, N); None stays None."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--part {text!r}: expected i/N, e.g. 1/4") from None
+    if not 1 <= i <= n:
+        raise ValueError(f"--part {text!r}: i must be between 1 and N")
+    return i, n
+
+
+def part_blocks(count: int, part: tuple[int, int] | None) -> range:
+    """The contiguous share of ``count`` blocks of part ``(i, N)`` (all without a part)."""
+    if part is None:
+        return range(count)
+    i, n = part
+    return range((i - 1) * count // n, i * count // n)
+
+
 def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
                 output_path: str | os.PathLike, cfg: PredictConfig, *,
                 spacing: list[float] | None = None, progress: bool = True,
-                overwrite: bool = False, allow_missing_chunks: bool = False) -> Prediction:
-    """Super-resolve a volume into an OME-Zarr at spacing / scale (lateral axes).
+                overwrite: bool = False, allow_missing_chunks: bool = False,
+                part: tuple[int, int] | None = None, gather: bool = False,
+                init: bool = False) -> Prediction | None:
+    """Super-resolve a volume into a pyramidal OME-Zarr 0.5 at spacing / scale, resumably.
 
-    The input is read lazily; the output is filled chunk by chunk in a temporary store that
-    is renamed to ``output_path`` when complete; then the
-    :class:`~srbio.io.records.Prediction` record is written beside it (``<name>.json``), also
-    stored in the OME-Zarr's ``srbio`` attributes.
+    Without ``part``/``gather``/``init`` the whole job runs: level-0 blocks not yet finished
+    (by ``cfg.workers`` processes), the pyramid, then the
+    :class:`~srbio.io.records.Prediction` record beside the store (``<name>.json``, also in
+    the store's ``srbio`` attributes). ``init`` only creates (or replaces, with
+    ``overwrite``) the store; ``part=(i, N)`` predicts the i-th of N shares of the blocks;
+    ``gather`` checks every block is finished, builds the pyramid and writes the record.
+
+    Returns
+    -------
+    Prediction or None
+        The record, when this call finished the store.
     """
-    for path in (output_path, prediction_record_path(output_path)):
-        claim(path, "predict", inputs=[model_path, input_path], overwrite=overwrite)
-    from srbio.inference import TiledPredictor, predict_to_zarr
-
-    model, header, device = _load(model_path, cfg)
-    scale, norm = header.network.scale, header.normalisation
-    data, sp = open_lazy(input_path, spacing=as_spacing(spacing),
-                         allow_missing_chunks=allow_missing_chunks)
-    data, sp, resampled_from = _training_grid(data, sp, header, resample=cfg.resample,
-                                              source=input_path)
-    factors = lateral_factors(data.ndim, scale)
-    out_shape = tuple(int(n * f) for n, f in zip(data.shape, factors, strict=True))
-    out_spacing = tuple(s / f for s, f in zip(sp, factors, strict=True))
-    chunks = (1,) * (data.ndim - 2) + (min(cfg.chunk, out_shape[-2]), min(cfg.chunk, out_shape[-1]))
-    predictor = TiledPredictor(model, scale=scale, lr_range=norm.lr.pair, hr_range=norm.hr.pair,
-                               tile_shape=cfg.tile_shape, overlap=cfg.overlap,
-                               batch_size=cfg.batch_size, device=device,
-                               **slab_settings(header.network.name, cfg))
-    log.info("predict %s %s at %s µm → %s %s at %s µm on %s", input_path, data.shape, sp,
-             output_path, out_shape, tuple(round(s, 5) for s in out_spacing), device)
-    prediction_record_path(output_path).unlink(missing_ok=True)  # never beside another store
+    output, record_path = Path(output_path), prediction_record_path(output_path)
+    for path in (output, record_path):
+        claim(path, "predict", inputs=[model_path, input_path], overwrite=True)
     start = time.perf_counter()
-    with atomic_path(output_path) as tmp:
-        out = create_ome_zarr(tmp, shape=out_shape, dtype=cfg.dtype, chunks=chunks,
-                              spacing=out_spacing, name=Path(input_path).name,
-                              metadata={"output": "predict"})
-        try:
-            stats = predict_to_zarr(predictor, data, out, progress=progress)
-        except ValueError as exc:  # name the input; the partial output is removed
-            raise ValueError(f"{input_path}: {exc}") from None
-        seconds = time.perf_counter() - start
-        record = Prediction(
-            store=str(output_path), model=str(model_path), input=str(input_path),
-            input_spacing=list(sp), resampled_from=resampled_from,
-            output_spacing=list(out_spacing), output_shape=list(out_shape),
-            scale=scale, tile_shape=list(cfg.tile_shape), overlap=cfg.overlap, dtype=cfg.dtype,
-            device=str(device), seconds=round(seconds, 3),
-            megapixels_per_second=round(float(np.prod(out_shape)) / 1e6 / seconds, 4),
-            peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            **stats)
-        set_ome_zarr_attrs(tmp, {"prediction": record.model_dump(mode="json"),
-                                 "model": header.model_dump(mode="json", exclude={"provenance"})})
-    record.write(prediction_record_path(output_path))
-    log.info("predicted %s in %.1f s (%.3f output Mpx/s, peak RSS %.0f MB)", out_shape, seconds,
-             record.megapixels_per_second, record.peak_rss_mb)
+    model, header, device = _load(model_path, cfg)
+    job0 = PredictJob(str(model_path), str(input_path), str(output), cfg,
+                      as_spacing(spacing), allow_missing_chunks, 0)
+    data, sp, origin, resampled_from = _input(job0, header)
+    from srbio.inference import halo_for
+
+    dims = network_info(header.network.name).dims
+    halo, reach = halo_for(model, cfg.halo, dims=dims, device=device,
+                           tile_shape=cfg.tile_shape, overlap=cfg.overlap)
+    job = PredictJob(**{**job0.__dict__, "halo": halo})
+    predictor = _predictor(model, header, cfg, device, halo)
+    layout = _layout(predictor, tuple(data.shape), sp, origin, cfg)
+    fp = fingerprint(model_path, input_path, data, sp, origin, cfg, halo)
+    store = _open_store(output, layout, fp, cfg, name=Path(input_path).name,
+                        overwrite=overwrite, may_replace=part is None and not gather)
+    if store.record is not None:  # this job already finished: nothing to compute
+        log.info("%s: already complete for this job; nothing to do", output)
+        return _finish_again(store, record_path)
+    record_path.unlink(missing_ok=True)  # never a finished-looking record beside a partial store
+    if init:
+        return None
+    log.info("predict %s %s at %s µm → %s %s at %s µm, halo %d (reach %d), on %s", input_path,
+             data.shape, sp, output, layout["shape"],
+             tuple(round(s, 5) for s in layout["spacing"]), halo, reach, device)
+    blocks = store.blocks(0)
+    finished = store.finished(0)
+    todo = [] if gather else [i for i in part_blocks(len(blocks), part) if i not in finished]
+    if gather and len(finished) < len(blocks):
+        raise ValueError(f"{output}: {len(blocks) - len(finished)} of {len(blocks)} blocks are "
+                         f"not finished; run every --part job (again) before --gather")
+    err = _precision_error(predictor, data, store, todo[0]) if todo else (None, None)
+    if len(todo) < len(part_blocks(len(blocks), part)):
+        log.info("resuming: %d of %d blocks already finished", len(part_blocks(len(blocks), part))
+                 - len(todo), len(part_blocks(len(blocks), part)))
+    from srbio.inference.schedule import build_pyramid, predict_store
+
+    try:
+        stats = predict_store(store, todo, done=len(part_blocks(len(blocks), part)) - len(todo),
+                              total=len(part_blocks(len(blocks), part)),
+                              job=(predictor, data, store),
+                              factory=functools.partial(open_job, job), workers=cfg.workers,
+                              progress=progress)
+    except ValueError as exc:  # name the input; finished blocks stay for a resume
+        raise ValueError(f"{input_path}: {exc}") from None
+    _log_result(stats, layout["shape"], cfg.dtype)
+    if part is not None:
+        return None
+    build_pyramid(store, progress=progress)
+    seconds = time.perf_counter() - start
+    computed = float(np.prod(layout["shape"])) * stats.blocks / max(1, len(blocks))
+    record = Prediction(
+        store=str(output), model=str(model_path), input=str(input_path), input_spacing=list(sp),
+        resampled_from=resampled_from, output_spacing=list(layout["spacing"]),
+        output_translation=list(layout["translation"]), output_shape=list(layout["shape"]),
+        levels=[list(a.shape) for a in store.levels], chunks=list(store.levels[0].chunks),
+        shards=list(store.levels[0].shards) if store.levels[0].shards else None,
+        scale=header.network.scale, tile_shape=list(cfg.tile_shape), halo=halo, reach=reach,
+        overlap=cfg.overlap, precision=cfg.precision, precision_max_abs_error=err[0],
+        precision_error_of_range=err[1], tta=cfg.tta, dtype=cfg.dtype, device=str(device),
+        fingerprint=fp, blocks=len(blocks), blocks_computed=stats.blocks, workers=cfg.workers,
+        parts=part[1] if part else 1, seconds=round(seconds, 3),
+        megapixels_per_second=round(computed / 1e6 / seconds, 4),
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        tiles=stats.tiles, clipped_low=stats.clipped_low, clipped_high=stats.clipped_high)
+    store.complete({**record.model_dump(mode="json"),
+                    "model_header": header.model_dump(mode="json", exclude={"provenance"})})
+    record.write(record_path)
+    log.info("predicted %s in %.1f s (%.3f output Mpx/s, peak RSS %.0f MB)",
+             layout["shape"], seconds, record.megapixels_per_second, record.peak_rss_mb)
     return record
+
+
+def _finish_again(store: PredictionStore, record_path: Path) -> Prediction:
+    data = {k: v for k, v in (store.record or {}).items() if k != "model_header"}
+    record = Prediction.from_mapping(data, source=str(store.path))
+    record.write(record_path)
+    return record
+
+
+def _log_result(stats, shape, dtype) -> None:
+    total = int(np.prod(shape))
+    if stats.clipped_low:  # typical in black borders / fill regions, which normalise below vmin
+        log.info("%d predicted pixels (%.1f%%) were below 0 and were set to 0 (black borders "
+                 "and fill regions normalise below vmin)", stats.clipped_low,
+                 100 * stats.clipped_low / total)
+    if stats.clipped_high:
+        log.warning("%d predicted pixels (%.2f%%) exceeded %d and were clipped: consider "
+                    "dtype float32", stats.clipped_high, 100 * stats.clipped_high / total,
+                    np.iinfo(np.dtype(dtype)).max)
+    lo, hi = stats.input_range
+    if stats.blocks and lo == hi:
+        log.warning("the input is constant (every pixel is %g): the prediction holds no "
+                    "information about the sample", lo)

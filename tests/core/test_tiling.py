@@ -1,80 +1,122 @@
+"""Tile plans: coverage, halos, blend weights, on odd and prime lengths."""
+
 import numpy as np
 import pytest
 
-from srbio.core.tiling import balanced_tile, blend_weight, intersecting, ramp, tile_starts
+from srbio.core.tiling import (
+    ITERATE,
+    AxisSettings,
+    Stitcher,
+    input_region,
+    plan_axis,
+    plan_region,
+)
 
 
-@pytest.mark.parametrize(("length", "tile", "overlap"), [(100, 32, 8), (96, 32, 0), (33, 32, 8),
-                                                          (20, 32, 8), (1000, 128, 16)])
-def test_tiles_cover_the_axis_with_the_requested_overlap(length, tile, overlap):
-    starts = tile_starts(length, tile, overlap)
-    t = min(tile, length)
-    covered = np.zeros(length, int)
-    for s in starts:
-        covered[s:s + t] += 1
-    assert covered.min() >= 1 and starts[0] == 0 and starts[-1] + t == length
-    gaps = np.diff(starts)
-    assert np.all(t - gaps >= overlap)
-
-
-def test_ramp_is_symmetric_positive_and_flat_inside():
-    w = ramp(40, 8)
-    np.testing.assert_allclose(w, w[::-1])
-    assert w.min() > 0 and np.all(w[8:-8] == 1) and np.all(np.diff(w[:8]) > 0)
-    assert blend_weight((10, 12), 3).shape == (10, 12)
-
-
-def test_intersecting_tiles_in_output_coordinates():
-    starts = [0, 24, 48]  # LR, tile 32, scale 2 -> HR extents [0,64), [48,112), [96,160)
-    assert intersecting(starts, 32, 2, 0, 40) == [0]
-    assert intersecting(starts, 32, 2, 50, 60) == [0, 1]
-    assert intersecting(starts, 32, 2, 100, 160) == [1, 2]
-
-
-@pytest.mark.parametrize(("length", "tile", "overlap", "expected"),
-                         [(160, 128, 16, 88), (100, 128, 16, 100), (1000, 256, 16, 213),
-                          (240, 128, 16, 128)])
-def test_balanced_tile_keeps_the_tile_count_and_shrinks_the_tiles(length, tile, overlap,
-                                                                   expected):
-    t = balanced_tile(length, tile, overlap)
-    assert t == expected and t <= tile
-    assert len(tile_starts(length, t, overlap)) == len(tile_starts(length, tile, overlap))
-
-
-def _random_grids(n, seed):
-    """Seeded (length, tile, overlap): odd and prime lengths, tiles beyond the axis, overlap 0."""
+def _random_axes(n, seed):
+    """Seeded (region, length, settings): odd and prime lengths, tiles beyond the axis."""
     rng = np.random.default_rng(seed)
-    fixed = [(1, 1, 0), (1, 5, 3), (2, 1, 0), (7, 7, 6), (7, 8, 0), (97, 96, 95), (101, 3, 2),
-             (127, 64, 0), (131, 2, 1), (509, 128, 16)]
+    fixed = [((0, 1), 1, AxisSettings(tile=1)), ((0, 7), 7, AxisSettings(tile=5, halo=2)),
+             ((3, 4), 9, AxisSettings(tile=9, halo=4)), ((0, 509), 509,
+                                                         AxisSettings(tile=128, halo=8,
+                                                                      overlap=16)),
+             ((64, 128), 131, AxisSettings(tile=48, halo=10, overlap=8, factor=3))]
     yield from fixed
-    primes = [p for p in range(2, 600) if all(p % d for d in range(2, int(p ** 0.5) + 1))]
-    for i in range(n - len(fixed)):
-        length = int(rng.choice(primes)) if i % 2 else int(rng.integers(1, 600))
-        tile = int(rng.integers(1, 2 * length + 2))
-        overlap = 0 if i % 5 == 0 else int(rng.integers(0, tile))
-        yield length, tile, overlap
+    for _ in range(n - len(fixed)):
+        length = int(rng.integers(1, 600))
+        a = int(rng.integers(0, length))
+        b = int(rng.integers(a + 1, length + 1))
+        halo = int(rng.integers(0, 12))
+        overlap = int(rng.integers(0, 10))
+        tile = 2 * halo + overlap + int(rng.integers(1, 80))
+        yield (a, b), length, AxisSettings(tile=tile, halo=halo, overlap=overlap,
+                                           factor=int(rng.integers(1, 4)))
 
 
-def _check_cover(length, tile, overlap, starts):
-    t = min(tile, length)
-    covered = np.zeros(length, int)
-    for s in starts:
-        covered[s:s + t] += 1
-    assert covered.min() >= 1, "a pixel is not covered"
-    assert starts[0] == 0 and starts[-1] + t == length
-    gaps = np.diff(starts)
-    assert np.all(gaps > 0), "starts must strictly increase"
-    assert np.all(t - gaps >= overlap), "neighbouring tiles overlap too little"
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kept_parts_cover_the_region_and_every_kept_pixel_has_its_halo(seed):
+    for (a, b), length, st in _random_axes(60, seed):
+        plan = plan_axis(a, b, length, st)
+        case = f"region {(a, b)} length {length} {st}"
+        covered = np.zeros(length, int)
+        for t in plan.tiles:
+            covered[t.keep[0]:t.keep[1]] += 1
+            # the window holds the kept part with `halo` of context, or reaches the axis end
+            assert t.read[0] <= t.keep[0] and t.keep[1] <= t.read[1], case
+            assert t.keep[0] - t.read[0] >= st.halo or t.read[0] == 0, case
+            assert t.read[1] - t.keep[1] >= st.halo or t.read[1] == length, case
+            assert 0 <= t.read[0] and t.read[1] <= length, case
+        assert covered[a:b].min() == 1 or len(plan.tiles) > 1, case
+        assert covered[a:b].min() >= 1 and covered[:a].sum() + covered[b:].sum() == 0, case
+        # one window size and one kept size per plan, so the tiles batch together
+        assert len({t.read[1] - t.read[0] for t in plan.tiles}) == 1, case
+        assert len({t.keep[1] - t.keep[0] for t in plan.tiles}) == 1, case
+        # neighbours overlap by at least `overlap` (where there are neighbours)
+        for p, q in zip(plan.tiles, plan.tiles[1:], strict=False):
+            assert p.keep[1] - q.keep[0] >= st.overlap and q.keep[0] > p.keep[0], case
+        # as few tiles as the kept size allows
+        most = st.tile - 2 * st.halo
+        assert len(plan.tiles) <= max(1, -(-(b - a - st.overlap) // (most - st.overlap))), case
 
 
-def test_random_grids_cover_the_axis_with_the_requested_overlap():
-    for length, tile, overlap in _random_grids(400, seed=3):
-        starts = tile_starts(length, tile, overlap)
-        _check_cover(length, tile, overlap, starts)
-        if tile < length:  # as few tiles as the stride allows
-            assert len(starts) == int(np.ceil((length - overlap) / (tile - overlap)))
-        balanced = balanced_tile(length, tile, overlap)
-        assert 1 <= balanced <= min(tile, length)
-        b_starts = tile_starts(length, balanced, overlap)
-        _check_cover(length, balanced, overlap, b_starts)
-        assert len(b_starts) == len(starts)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_blend_weights_sum_to_one_and_are_flat_where_one_tile_covers(seed):
+    for (a, b), length, st in _random_axes(60, seed):
+        plan = plan_axis(a, b, length, st)
+        f = st.factor
+        total = np.zeros((b - a) * f)
+        for t, w in zip(plan.tiles, plan.weights(), strict=True):
+            assert w.shape == ((t.keep[1] - t.keep[0]) * f,) and w.min() > 0
+            total[t.keep[0] * f - a * f:t.keep[1] * f - a * f] += w
+        np.testing.assert_allclose(total, 1.0, atol=1e-6)
+        if len(plan.tiles) == 1:
+            assert np.all(plan.weights()[0] == 1)
+
+
+def test_a_known_plan():
+    # 100 px, tiles of 40 with halo 5 (kept ≤ 30) and overlap 4: 4 tiles of 28 kept px
+    plan = plan_axis(0, 100, 100, AxisSettings(tile=40, halo=5, overlap=4))
+    assert [t.keep for t in plan.tiles] == [(0, 28), (24, 52), (48, 76), (72, 100)]
+    assert [t.read for t in plan.tiles] == [(0, 38), (19, 57), (43, 81), (62, 100)]
+    assert plan.window == (0, 100)
+    w = plan.weights()
+    np.testing.assert_allclose(w[0][:24], 1)
+    np.testing.assert_allclose(w[0][24:] + w[1][:4], 1)
+    assert np.all(np.diff(w[0][24:]) < 0) and np.all(np.diff(w[1][:4]) > 0)
+
+
+def test_a_plan_reads_its_region_plus_halo_only():
+    plan = plan_axis(200, 300, 1000, AxisSettings(tile=64, halo=6, overlap=0))
+    assert plan.window == (194, 306)
+    assert plan.output == (200, 300)
+
+
+def test_iterated_axes_are_one_index_per_tile():
+    plan = plan_axis(2, 5, 9, ITERATE)
+    assert [(t.read, t.keep) for t in plan.tiles] == [((2, 3), (2, 3)), ((3, 4), (3, 4)),
+                                                      ((4, 5), (4, 5))]
+
+
+def test_settings_that_keep_nothing_are_refused():
+    with pytest.raises(ValueError, match="leaves no kept part"):
+        AxisSettings(tile=20, halo=8, overlap=4)
+
+
+def test_output_regions_must_fall_on_input_pixels():
+    assert input_region([(0, 6), (4, 12)], (3, 6), (2, 2)) == [(0, 3), (2, 6)]
+    with pytest.raises(ValueError, match="does not fall on the input pixels"):
+        input_region([(1, 6)], (3,), (2,))
+
+
+def test_stitching_an_identity_gives_back_the_input():
+    rng = np.random.default_rng(0)
+    image = rng.random((37, 53)).astype(np.float32)
+    settings = [AxisSettings(tile=16, halo=3, overlap=4), AxisSettings(tile=20, halo=2,
+                                                                       overlap=5)]
+    plan = plan_region([(5, 37), (0, 41)], image.shape, settings)
+    window = image[plan.window]
+    stitcher = Stitcher(plan)
+    for index in plan.indices():
+        stitcher.add(index, window[plan.read(index)])
+    np.testing.assert_allclose(stitcher.result(), image[5:37, 0:41], atol=1e-6)
+    assert len(plan) == len(list(plan.indices())) > 4

@@ -80,7 +80,7 @@ def test_slabs_with_context_equal_the_whole_volume():
     net = nn.Sequential(nn.Conv3d(1, 1, 3, padding=1), nn.Upsample(scale_factor=(1, 2, 2)))
     volume = np.random.default_rng(0).random((11, 20, 24)).astype(np.float32)
     kw = {"scale": 2, "lr_range": (0.0, 1.0), "hr_range": (0.0, 1.0), "tile_shape": (20, 24),
-          "overlap": 0}
+          "overlap": 0, "halo": 1}
     slabs = TiledPredictor(net, depth=3, depth_margin=1, **kw).predict_image(volume)
     with torch.no_grad():
         whole = net(torch.from_numpy(volume)[None, None])[0, 0].numpy()
@@ -88,8 +88,10 @@ def test_slabs_with_context_equal_the_whole_volume():
     np.testing.assert_allclose(slabs, whole, atol=1e-5)
     no_context = TiledPredictor(net, depth=3, depth_margin=0, **kw).predict_image(volume)
     assert np.abs(no_context - whole).max() > 1e-3  # the margin is what makes them equal
-    assert TiledPredictor(net, depth=4, depth_margin=2, **kw).slabs(11) == [
-        (0, 4, 0, 6), (4, 8, 2, 10), (8, 11, 6, 11)]
+    plan = TiledPredictor(net, depth=4, depth_margin=2, **kw).plan(
+        (11, 20, 24), (slice(0, 11), slice(0, 40), slice(0, 48))).axes[0]
+    assert [(t.keep, t.read) for t in plan.tiles] == [((0, 4), (0, 8)), ((3, 7), (1, 9)),
+                                                      ((7, 11), (3, 11))]
 
 
 def test_2d_and_3d_mismatches_are_named(prepared, prepared3d, tmp_path):
@@ -108,7 +110,6 @@ def test_2d_and_3d_mismatches_are_named(prepared, prepared3d, tmp_path):
                                               params={"z_scale": 2}),
                   TrainConfig(epochs=1), progress=False)
     net3d = nn.Conv3d(1, 1, 1)
-    with pytest.raises(ValueError, match=r"a 3D network predicts volumes \(zyx\); got shape "
-                                         r"\(20, 24\)"):
+    with pytest.raises(ValueError, match=r"a 3D network predicts volumes \(zyx\); got 2 axes"):
         TiledPredictor(net3d, scale=1, lr_range=(0, 1), hr_range=(0, 1), depth=4
                        ).predict_image(np.zeros((20, 24), np.float32))

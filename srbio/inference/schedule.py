@@ -1,0 +1,190 @@
+"""Schedule the chunk function over a prediction store: in this process, or in N workers.
+
+Every route calls :meth:`~srbio.inference.TiledPredictor.predict_chunk`'s two halves (read,
+compute) on the store's blocks and :meth:`~srbio.io.store.PredictionStore.write_block`, so
+every route writes the same bytes. In one process, reading the next block's input and writing
+the previous block's output run in threads while the network computes. Worker processes each
+build their own network and input from a picklable factory (the model is loaded once per
+worker, never pickled into tasks).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from srbio.core.dtypes import cast_clipped
+from srbio.inference.predict import Chunk, TiledPredictor
+from srbio.io.store import PredictionStore, level_mean
+
+log = logging.getLogger(__name__)
+
+Job = tuple[TiledPredictor, object, PredictionStore]
+
+
+@dataclass
+class RunStats:
+    """What a run computed: blocks, tiles, clipped pixels, the input's range."""
+
+    blocks: int = 0
+    skipped: int = 0
+    tiles: int = 0
+    clipped_low: int = 0
+    clipped_high: int = 0
+    input_range: list[float] = field(default_factory=lambda: [np.inf, -np.inf])
+
+    def add(self, result: BlockResult) -> None:
+        """Count one finished block."""
+        self.blocks += 1
+        self.tiles += result.tiles
+        self.clipped_low += result.low
+        self.clipped_high += result.high
+        self.input_range = [min(self.input_range[0], result.input_min),
+                            max(self.input_range[1], result.input_max)]
+
+
+@dataclass
+class BlockResult:
+    """One written block."""
+
+    index: int
+    pixels: int
+    tiles: int
+    low: int
+    high: int
+    input_min: float
+    input_max: float
+
+
+def _write(store: PredictionStore, index: int, chunk: Chunk) -> BlockResult:
+    block, low, high = cast_clipped(chunk.data, store.levels[0].dtype)
+    store.write_block(0, index, block)
+    return BlockResult(index, block.size, chunk.tiles, low, high, chunk.input_min,
+                       chunk.input_max)
+
+
+def predict_block(predictor: TiledPredictor, source, store: PredictionStore, index: int
+                  ) -> BlockResult:
+    """Predict level-0 block ``index`` of ``store`` from ``source`` and write it."""
+    return _write(store, index, predictor.predict_chunk(source, store.blocks(0)[index]))
+
+
+def _bar(total: int, done: int, progress: bool) -> tqdm:
+    return tqdm(total=total, initial=done, desc="predict blocks", unit="block",
+                disable=not progress, dynamic_ncols=True)
+
+
+def _tick(bar: tqdm, stats: RunStats, result: BlockResult, pixels: list, start: float) -> None:
+    stats.add(result)
+    pixels[0] += result.pixels
+    bar.set_postfix_str(f"{pixels[0] / 1e6 / max(time.perf_counter() - start, 1e-9):.2f} Mpx/s",
+                        refresh=False)
+    bar.update()
+
+
+def run_serial(predictor: TiledPredictor, source, store: PredictionStore,
+               todo: Sequence[int], *, bar: tqdm) -> RunStats:
+    """Predict blocks in this process; reading and writing overlap the network in threads."""
+    stats, pixels, start = RunStats(), [0], time.perf_counter()
+    blocks = store.blocks(0)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="srbio-io") as io:
+        reads = [io.submit(predictor.read, source, blocks[i]) for i in todo[:1]]
+        writes: list[Future] = []
+        for n, index in enumerate(todo):
+            plan, window = reads.pop(0).result()
+            if n + 1 < len(todo):  # read ahead while the network computes
+                reads.append(io.submit(predictor.read, source, blocks[todo[n + 1]]))
+            chunk = predictor.compute(plan, window)
+            while len(writes) > 1:  # at most two blocks waiting to be written
+                _tick(bar, stats, writes.pop(0).result(), pixels, start)
+            writes.append(io.submit(_write, store, index, chunk))
+        for w in writes:
+            _tick(bar, stats, w.result(), pixels, start)
+    return stats
+
+
+_WORKER: Job | None = None
+
+
+def _init_worker(factory: Callable[[], Job], threads: int) -> None:
+    import torch
+
+    global _WORKER
+    torch.set_num_threads(threads)
+    _WORKER = factory()
+
+
+def _work(index: int) -> BlockResult:
+    assert _WORKER is not None, "worker used before its initialiser ran"
+    predictor, source, store = _WORKER
+    return predict_block(predictor, source, store, index)
+
+
+def run_workers(factory: Callable[[], Job], todo: Sequence[int], *, workers: int,
+                bar: tqdm) -> RunStats:
+    """Predict blocks in ``workers`` processes, each building its job with ``factory``.
+
+    CPU threads are shared out between the workers; on a machine with several CUDA devices the
+    factory picks one per worker (``SRBIO_WORKER`` is the worker's number).
+    """
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    stats, pixels, start = RunStats(), [0], time.perf_counter()
+    ctx = multiprocessing.get_context("spawn")  # fork after OpenMP/CUDA start is unsafe
+    counter = ctx.Value("i", 0)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_numbered,
+                             initargs=(factory, threads, counter)) as pool:
+        futures = [pool.submit(_work, i) for i in todo]
+        for f in as_completed(futures):
+            _tick(bar, stats, f.result(), pixels, start)
+    return stats
+
+
+def _init_numbered(factory: Callable[[], Job], threads: int, counter) -> None:
+    with counter.get_lock():
+        os.environ["SRBIO_WORKER"] = str(counter.value)
+        counter.value += 1
+    _init_worker(factory, threads)
+
+
+def predict_store(store: PredictionStore, todo: Sequence[int], *, done: int, total: int,
+                  job: Job | None = None, factory: Callable[[], Job] | None = None,
+                  workers: int = 1, progress: bool = True) -> RunStats:
+    """Predict the level-0 blocks ``todo`` of ``store``, serially (``job``) or in workers.
+
+    ``done`` and ``total`` only set the progress bar (blocks already finished, blocks in all).
+    """
+    with _bar(total, done, progress) as bar:
+        if workers > 1 and len(todo) > 1:
+            if factory is None:
+                raise ValueError("worker processes need a job factory")
+            return run_workers(factory, todo, workers=min(workers, len(todo)), bar=bar)
+        if job is None:
+            if factory is None:
+                raise ValueError("give the job or its factory")
+            job = factory()
+        return run_serial(*job, todo, bar=bar)
+
+
+def build_pyramid(store: PredictionStore, *, progress: bool = True) -> int:
+    """Fill levels 1… from the level above (2× lateral mean), resumably; blocks written."""
+    written = 0
+    for level in range(1, len(store.levels)):
+        finer, arr = store.levels[level - 1], store.levels[level]
+        blocks = store.blocks(level)
+        todo = [i for i in range(len(blocks)) if i not in store.finished(level)]
+        for i in tqdm(todo, desc=f"pyramid level {level}", unit="block",
+                      disable=not progress or not todo):
+            region = blocks[i]
+            src = (*region[:-2], *(slice(2 * r.start, min(2 * r.stop, n))
+                                   for r, n in zip(region[-2:], finer.shape[-2:], strict=True)))
+            store.write_block(level, i, level_mean(np.asarray(finer[src]), arr.dtype))
+            written += 1
+    return written

@@ -1,0 +1,246 @@
+"""The prediction store: one writer for an OME-Zarr 0.5 image that is filled block by block.
+
+Layout: ``<name>.ome.zarr`` is an OME-Zarr 0.5 image (zarr v3) with a pyramid (level ``k`` is
+2^k times coarser laterally), ``dimension_names`` on every array, scale **and translation** on
+every level, and srbio's attributes (``srbio.output = "predict"``, the job's ``fingerprint``,
+the prediction record once complete). Work is done in *blocks*: a shard when the arrays are
+sharded, else a chunk, so no two writers ever touch the same file.
+
+Progress lives beside the store, in ``.<name>.progress/``: every process appends
+``<level> <block> <crc32>`` lines to a log of its own after a block is written whole. A block
+without its line (a kill while writing) is redone; a block whose pixels no longer match its
+checksum is redone too. When the store is complete its record is written into its attributes
+and the progress folder removed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import socket
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from ome_zarr.format import FormatV05
+from ome_zarr.writer import write_multiscales_metadata
+from zarr.codecs import BloscCodec
+
+from srbio.io.outputs import remove
+
+Region = tuple[slice, ...]
+
+
+def pyramid_shapes(shape: Sequence[int], chunk: int) -> list[tuple[int, ...]]:
+    """Level shapes: halve y and x (rounding up) until a level fits one chunk laterally."""
+    levels = [tuple(int(n) for n in shape)]
+    while max(levels[-1][-2:]) > chunk:
+        prev = levels[-1]
+        levels.append((*prev[:-2], *(math.ceil(n / 2) for n in prev[-2:])))
+    return levels
+
+
+def progress_folder(path: str | os.PathLike) -> Path:
+    """The hidden sibling folder holding a store's completion logs."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.progress")
+
+
+def checksum(block: np.ndarray) -> int:
+    """CRC-32 of a block's pixels (C order, native bytes)."""
+    return zlib.crc32(np.ascontiguousarray(block).tobytes())
+
+
+def _regions(shape: Sequence[int], block: Sequence[int]) -> list[Region]:
+    grid = [range(math.ceil(n / b)) for n, b in zip(shape, block, strict=True)]
+    return [tuple(slice(i * b, min((i + 1) * b, n)) for i, b, n in zip(idx, block, shape,
+                                                                       strict=True))
+            for idx in itertools.product(*grid)]
+
+
+class PredictionStore:
+    """An OME-Zarr prediction store being written or resumed (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        try:
+            self.group = zarr.open_group(str(self.path), mode="r+")
+        except Exception as exc:  # zarr raises several unrelated types for unreadable stores
+            raise ValueError(f"{self.path}: cannot open as a zarr group ({exc})") from None
+        attrs: dict[str, Any] = self.group.attrs.asdict()
+        self.srbio: dict[str, Any] = dict(attrs.get("srbio", {}))
+        multiscales = attrs.get("ome", {}).get("multiscales") or [{}]
+        try:
+            self.levels = [self.group[d["path"]] for d in multiscales[0]["datasets"]]
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{self.path}: not a complete OME-Zarr image ({exc})") from None
+        self.progress = progress_folder(self.path)
+        self._blocks: dict[int, list[Region]] = {}
+
+    # ------------------------------------------------------------------ creation
+    @classmethod
+    def create(cls, path: str | os.PathLike, *, shape: tuple[int, ...], dtype: str,
+               chunks: tuple[int, ...], spacing: tuple[float, ...],
+               translation: tuple[float, ...], fingerprint: str, shards: tuple[int, ...] | None
+               = None, name: str | None = None, metadata: dict | None = None
+               ) -> PredictionStore:
+        """Create an empty store at ``path`` (which must not exist) in one rename.
+
+        The store is built under a temporary name and renamed into place, so concurrent
+        creators (``--part`` jobs) never see half of one: the loser of the race gets
+        ``FileExistsError`` and opens the winner's store.
+
+        Parameters
+        ----------
+        path : path-like
+            The store's folder (``<name>.ome.zarr``).
+        shape, dtype, chunks
+            Of level 0 (axes ``yx`` or ``zyx``).
+        spacing, translation : tuple of float
+            Physical pixel size and position of pixel 0's centre of level 0 (µm, array order).
+        fingerprint : str
+            Identifies the job (model, input, settings); a resume must present the same.
+        shards : tuple of int, optional
+            Shard shape (a multiple of ``chunks``); the unit of work when given.
+        name : str, optional
+            Image name in the metadata.
+        metadata : dict, optional
+            Extra ``srbio`` attributes (provenance).
+        """
+        path = Path(path)
+        if len(shape) not in (2, 3) or not len(spacing) == len(chunks) == len(translation) \
+                == len(shape):
+            raise ValueError(f"{path}: shape {shape}, chunks {chunks}, spacing {spacing}, "
+                             f"translation {translation} disagree")
+        tmp = path.with_name(f".{path.name}.new-{socket.gethostname()}-{os.getpid()}")
+        remove(tmp)
+        try:
+            cls._build(tmp, shape=shape, dtype=dtype, chunks=chunks, shards=shards,
+                       spacing=spacing, translation=translation, name=name,
+                       srbio={"output": "predict", "fingerprint": fingerprint,
+                              **(metadata or {})})
+            try:
+                os.rename(tmp, path)  # fails when another creator won (a non-empty folder)
+            except OSError as exc:
+                raise FileExistsError(f"{path}: created meanwhile by another process") from exc
+        finally:
+            remove(tmp)
+        return cls(path)
+
+    @staticmethod
+    def _build(path: Path, *, shape, dtype, chunks, shards, spacing, translation, name,
+               srbio) -> None:
+        names = ("z", "y", "x")[-len(shape):]
+        group = zarr.open_group(str(path), mode="w-", zarr_format=3)
+        lateral = max(chunks[-2:])
+        datasets = []
+        for k, level in enumerate(pyramid_shapes(shape, lateral)):
+            f = 2 ** k
+            level_chunks = tuple(min(c, n) for c, n in zip(chunks, level, strict=True))
+            level_shards = None if shards is None or level_chunks == tuple(level) else tuple(
+                min(s, math.ceil(n / c) * c) for s, c, n in zip(shards, level_chunks, level,
+                                                                strict=True))
+            group.create_array(
+                str(k), shape=level, dtype=dtype, chunks=level_chunks, shards=level_shards,
+                dimension_names=names, fill_value=0,
+                compressors=BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),
+                config={"write_empty_chunks": True})  # every chunk on disk: missing = error
+            factors = (1,) * (len(shape) - 2) + (f, f)
+            datasets.append({"path": str(k), "coordinateTransformations": [
+                {"type": "scale", "scale": [float(s * g) for s, g in
+                                            zip(spacing, factors, strict=True)]},
+                {"type": "translation", "translation": [
+                    float(t + (g - 1) / 2 * s) for t, s, g in
+                    zip(translation, spacing, factors, strict=True)]}]})
+        axes = [{"name": n, "type": "space", "unit": "micrometer"} for n in names]
+        write_multiscales_metadata(group, datasets, fmt=FormatV05(), axes=axes, name=name)
+        group.attrs["srbio"] = srbio
+
+    # ------------------------------------------------------------------ attributes
+    @property
+    def fingerprint(self) -> str | None:
+        """The job fingerprint the store was created for."""
+        return self.srbio.get("fingerprint")
+
+    @property
+    def record(self) -> dict | None:
+        """The prediction record, present once the store is complete."""
+        return self.srbio.get("prediction")
+
+    def set_attrs(self, values: dict) -> None:
+        """Merge ``values`` into the store's ``srbio`` attributes."""
+        self.srbio.update(values)
+        self.group.attrs["srbio"] = self.srbio
+
+    # ------------------------------------------------------------------ blocks
+    def block_shape(self, level: int = 0) -> tuple[int, ...]:
+        """The unit of work of a level: its shard shape, else its chunk shape."""
+        arr = self.levels[level]
+        return tuple(arr.shards or arr.chunks)
+
+    def blocks(self, level: int = 0) -> list[Region]:
+        """Every block of a level as explicit slices, row-major (the block index order)."""
+        if level not in self._blocks:
+            self._blocks[level] = _regions(self.levels[level].shape, self.block_shape(level))
+        return self._blocks[level]
+
+    def finished(self, level: int = 0, *, verify: bool = True) -> set[int]:
+        """Indices of the blocks of ``level`` written whole (checked against their checksum)."""
+        logged: dict[int, int] = {}
+        if self.progress.is_dir():
+            for log in sorted(self.progress.glob("*.log")):
+                for line in log.read_text().splitlines():
+                    parts = line.split()
+                    if len(parts) == 3 and all(p.isdigit() for p in parts[:2]) \
+                            and int(parts[0]) == level:
+                        try:
+                            logged[int(parts[1])] = int(parts[2], 16)
+                        except ValueError:  # a line torn by a kill
+                            continue
+        if not verify:
+            return set(logged)
+        blocks = self.blocks(level)
+        arr = self.levels[level]
+        good = set()
+        for i, crc in logged.items():
+            if i < len(blocks):
+                try:
+                    if checksum(arr[blocks[i]]) == crc:
+                        good.add(i)
+                except Exception:  # noqa: BLE001 - a torn block fails to decode: redo it
+                    continue
+        return good
+
+    def write_block(self, level: int, index: int, data: np.ndarray) -> None:
+        """Write block ``index`` of ``level`` whole, then log it as finished."""
+        region = self.blocks(level)[index]
+        arr = self.levels[level]
+        data = np.asarray(data, dtype=arr.dtype)
+        arr[region] = data
+        self.progress.mkdir(exist_ok=True)
+        log = self.progress / f"{socket.gethostname()}-{os.getpid()}.log"
+        with log.open("a") as f:
+            f.write(f"{level} {index} {checksum(data):08x}\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def complete(self, record: dict) -> None:
+        """Store the prediction record in the attributes and drop the progress logs."""
+        self.set_attrs({"prediction": record})
+        remove(self.progress)
+
+
+def level_mean(block: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """2× lateral mean of a block (odd edges averaged over what exists), cast to ``dtype``."""
+    h, w = block.shape[-2:]
+    pad = [(0, 0)] * (block.ndim - 2) + [(0, h % 2), (0, w % 2)]
+    data = np.pad(block.astype(np.float64), pad, mode="edge")
+    data = data.reshape(*data.shape[:-2], data.shape[-2] // 2, 2, data.shape[-1] // 2, 2)
+    mean = data.mean(axis=(-3, -1))
+    if np.dtype(dtype).kind in "iu":
+        mean = np.rint(mean)
+    return mean.astype(dtype)
