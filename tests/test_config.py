@@ -22,7 +22,7 @@ def test_the_shipped_config_is_valid():
      ({"pairs": [{"name": "a", "lr": "x", "hr": "y", "hr_spacnig": [1, 1]}]},
       "unknown key 'pairs.0.hr_spacnig'"),
      ({**MINIMAL, "register": {"transform": "elastic"}}, r"register.transform.*'elastic'"),
-     ({**MINIMAL, "predict": {"tile_shape": [32, 32], "overlap": 16}}, "overlap 16"),
+     ({**MINIMAL, "predict": {"tile_shape": [32, 32], "overlap": 16}}, r"overlap \(16\)"),
      ({"pairs": []}, "pairs"),
      ({"pairs": MINIMAL["pairs"] * 2}, "repeated: \\['a'\\]"),
      ({"pairs": [{"name": "a b", "lr": "x", "hr": "y"}]}, "pairs.0.name"),

@@ -99,6 +99,18 @@ def test_each_config_edit_reruns_exactly_the_jobs_that_read_it(workdir):
         "predict_volume": 1, "report": 1}
 
 
+def test_predict_parts_scatter_each_volume_and_gather_it(workdir):
+    """predict.parts: N > 1: an init job, N part jobs and a gather job (the record) per volume."""
+    parts = ('predict={"parts": 3, "volumes": [{"name": "lls", "path": '
+             '"results/simulated/lls/lr.tif"}]}')
+    r = run("-n", "-p", "predict", "--config", parts, cwd=workdir)
+    assert {k: v for k, v in jobs(r).items() if k.startswith("predict")} == {
+        "predict_init": 1, "predict_part": 3, "predict_gather": 1}
+    assert "--part 3/3" in r.stdout and "--gather" in r.stdout and "--init --overwrite" in r.stdout
+    lint = run("--lint", "--config", parts, cwd=workdir)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
 def test_several_models_train_once_each_and_rerun_alone(workdir):
     """`models:`: one train and one evaluate job per label; editing one re-runs only its jobs."""
     import yaml
@@ -173,3 +185,36 @@ def test_odd_paths_run_quoted_and_registration_is_reused(workdir, hr2d_path):
     r = run("patches", "-n", "--configfile", cfg, "--config", 'train={"epochs": 3}',
             'patches={"size": 16}', cwd=workdir)
     assert jobs(r) == {"patches": 1}  # register, crop and normalise are reused
+
+
+@pytest.mark.slow
+def test_predict_in_parts_writes_the_same_pixels_as_one_job(workdir):
+    """The demo, trained briefly: predict.parts: 2 (init, two parts, gather) writes level 0
+    bit for bit as one job per volume does, and the record; a second run has nothing to do."""
+    import numpy as np
+    import yaml
+    import zarr
+
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    cfg["model"]["preset"] = "tiny"
+    cfg["train"]["epochs"] = 1
+    cfg["patches"].update(size=16, n_train=32, n_val=16)
+    (workdir / "one.yaml").write_text(yaml.safe_dump(cfg))
+    cfg["predict"]["parts"] = 2
+    (workdir / "two.yaml").write_text(yaml.safe_dump(cfg))
+    predict = workdir / "results" / "predict"
+
+    r = run("predict", "--cores", "2", "--configfile", "one.yaml", cwd=workdir)
+    assert r.returncode == 0, r.stderr + r.stdout
+    whole = zarr.open_group(predict / "lls.ome.zarr", mode="r")["0"][...]
+    shutil.rmtree(predict)  # the parts recompute every block (a same-job store would be reused)
+
+    r = run("predict", "--cores", "2", "--configfile", "two.yaml", cwd=workdir)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert re.search(r"^predict_part\s+2$", r.stderr, re.M)  # the job stats of the run
+    assert (predict / "lls.json").is_file()
+    assert {p.name for p in (predict / ".lls.parts").iterdir()} == {
+        "init.done", "1-of-2.done", "2-of-2.done"}
+    parts = zarr.open_group(predict / "lls.ome.zarr", mode="r")["0"][...]
+    assert parts.dtype == whole.dtype and np.array_equal(parts, whole)
+    assert jobs(run("-n", "predict", "--configfile", "two.yaml", cwd=workdir)) == {}

@@ -3,8 +3,9 @@
 Layout: ``<name>.ome.zarr`` is an OME-Zarr 0.5 image (zarr v3) with a pyramid (level ``k`` is
 2^k times coarser laterally), ``dimension_names`` on every array, scale **and translation** on
 every level, and srbio's attributes (``srbio.output = "predict"``, the job's ``fingerprint``,
-the prediction record once complete). Work is done in *blocks*: a shard when the arrays are
-sharded, else a chunk, so no two writers ever touch the same file.
+``status`` "incomplete" until the prediction record is stored with it). Work is done in
+*blocks*: a shard when the arrays are sharded, else a chunk, so no two writers ever touch the
+same file.
 
 Progress lives beside the store, in ``.<name>.progress/``: every process appends
 ``<level> <block> <crc32>`` lines to a log of its own after a block is written whole. A block
@@ -30,7 +31,7 @@ from ome_zarr.format import FormatV05
 from ome_zarr.writer import write_multiscales_metadata
 from zarr.codecs import BloscCodec
 
-from srbio.io.outputs import remove
+from srbio.io.outputs import remove, remove_stale_temporaries, temporary_name
 
 Region = tuple[slice, ...]
 
@@ -116,13 +117,14 @@ class PredictionStore:
                 == len(shape):
             raise ValueError(f"{path}: shape {shape}, chunks {chunks}, spacing {spacing}, "
                              f"translation {translation} disagree")
-        tmp = path.with_name(f".{path.name}.new-{socket.gethostname()}-{os.getpid()}")
+        remove_stale_temporaries(path)  # half-built stores of creators that died
+        tmp = temporary_name(path)
         remove(tmp)
         try:
             cls._build(tmp, shape=shape, dtype=dtype, chunks=chunks, shards=shards,
                        spacing=spacing, translation=translation, name=name,
-                       srbio={"output": "predict", "fingerprint": fingerprint,
-                              **(metadata or {})})
+                       srbio={"output": "predict", "status": "incomplete",
+                              "fingerprint": fingerprint, **(metadata or {})})
             try:
                 os.rename(tmp, path)  # fails when another creator won (a non-empty folder)
             except OSError as exc:
@@ -188,6 +190,12 @@ class PredictionStore:
             self._blocks[level] = _regions(self.levels[level].shape, self.block_shape(level))
         return self._blocks[level]
 
+    def block_file(self, level: int, index: int) -> Path:
+        """The file holding block ``index`` of ``level`` (zarr v3 default chunk keys)."""
+        region, shape = self.blocks(level)[index], self.block_shape(level)
+        coords = [str(r.start // b) for r, b in zip(region, shape, strict=True)]
+        return self.path.joinpath(str(level), "c", *coords)
+
     def finished(self, level: int = 0, *, verify: bool = True) -> set[int]:
         """Indices of the blocks of ``level`` written whole (checked against their checksum)."""
         logged: dict[int, int] = {}
@@ -220,6 +228,9 @@ class PredictionStore:
         region = self.blocks(level)[index]
         arr = self.levels[level]
         data = np.asarray(data, dtype=arr.dtype)
+        # a block is written whole: drop what a killed writer may have left (a torn shard
+        # would otherwise be read back and merged)
+        self.block_file(level, index).unlink(missing_ok=True)
         arr[region] = data
         self.progress.mkdir(exist_ok=True)
         log = self.progress / f"{socket.gethostname()}-{os.getpid()}.log"
@@ -230,7 +241,7 @@ class PredictionStore:
 
     def complete(self, record: dict) -> None:
         """Store the prediction record in the attributes and drop the progress logs."""
-        self.set_attrs({"prediction": record})
+        self.set_attrs({"prediction": record, "status": "complete"})
         remove(self.progress)
 
 

@@ -226,8 +226,9 @@ def _open_store(output: Path, layout: dict, fp: str, cfg: PredictConfig, *, name
     """Resume the store of this job, create it, or replace another job's (``overwrite``)."""
     if output.exists():
         store = PredictionStore(output)
-        if store.fingerprint == fp:
-            return store
+        if store.fingerprint == fp and not (store.record is not None and overwrite
+                                            and may_replace):
+            return store  # resume it, or nothing to do when it is complete
         if not (overwrite and may_replace):
             hint = ("pass --overwrite to replace it" if may_replace else
                     "run the job without --part first (or the workflow's init step) to "
@@ -235,7 +236,8 @@ def _open_store(output: Path, layout: dict, fp: str, cfg: PredictConfig, *, name
             raise ValueError(f"{output}: holds the prediction of another job (its fingerprint "
                              f"{store.fingerprint} is not this job's {fp}: model, input or "
                              f"settings differ); {hint} (nothing was changed)")
-        log.info("%s: replacing the prediction of another job", output)
+        log.info("%s: replacing %s", output, "an earlier prediction of this job" if
+                 store.fingerprint == fp else "the prediction of another job")
         prediction_record_path(output).unlink(missing_ok=True)
         remove(progress_folder(output))
         remove(output)
@@ -323,6 +325,7 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
     predictor = _predictor(model, header, cfg, device, halo)
     layout = _layout(predictor, tuple(data.shape), sp, origin, cfg)
     fp = fingerprint(model_path, input_path, data, sp, origin, cfg, halo)
+    created = not output.exists()
     store = _open_store(output, layout, fp, cfg, name=Path(input_path).name,
                         overwrite=overwrite, may_replace=part is None and not gather)
     if store.record is not None:  # this job already finished: nothing to compute
@@ -352,8 +355,11 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
                               job=(predictor, data, store),
                               factory=functools.partial(open_job, job), workers=cfg.workers,
                               progress=progress)
-    except ValueError as exc:  # name the input; finished blocks stay for a resume
-        raise ValueError(f"{input_path}: {exc}") from None
+    except BaseException as exc:
+        _after_failure(store, created)
+        if isinstance(exc, ValueError):  # name the input
+            raise ValueError(f"{input_path}: {exc}") from None
+        raise
     _log_result(stats, layout["shape"], cfg.dtype)
     if part is not None:
         return None
@@ -380,6 +386,16 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
     log.info("predicted %s in %.1f s (%.3f output Mpx/s, peak RSS %.0f MB)",
              layout["shape"], seconds, record.megapixels_per_second, record.peak_rss_mb)
     return record
+
+
+def _after_failure(store: PredictionStore, created: bool) -> None:
+    """Keep finished blocks for a resume; a store this run created and never wrote is removed."""
+    if created and not store.finished(0, verify=False):
+        remove(store.progress)
+        remove(store.path)
+    else:
+        log.error("%s: the blocks finished so far are kept; rerun the same command to resume",
+                  store.path)
 
 
 def _finish_again(store: PredictionStore, record_path: Path) -> Prediction:

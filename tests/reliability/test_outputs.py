@@ -82,12 +82,17 @@ def test_an_earlier_prediction_is_replaced_only_when_asked(srbio, tmp_path, mode
     assert owner(out) == "predict" and owner(tmp_path / "p.json") == "predict"
     (out / "my_annotations.csv").write_text("x,y\n1,2\n")  # the user's file inside
     before = digest(out)
+    # the same job again: complete already, nothing is done
     code, err = srbio("predict", "--model", model, "--input", small_lr, "--output", out,
                       "--quiet")
-    assert code == 2 and "holds an earlier srbio predict output; pass --overwrite" in err
-    assert digest(out) == before
+    assert code == 0 and "already complete" in err and digest(out) == before
+    # another job (other tiles): refused without --overwrite
+    code, err = srbio("predict", "--model", model, "--input", small_lr, "--output", out,
+                      "--quiet", "--tile", "24", "24")
+    assert code == 2 and "holds the prediction of another job" in err
+    assert "pass --overwrite to replace it" in err and digest(out) == before
     assert srbio("predict", "--model", model, "--input", small_lr, "--output", out,
-                 "--quiet", "--overwrite")[0] == 0
+                 "--quiet", "--overwrite", "--tile", "24", "24")[0] == 0
     assert not (out / "my_annotations.csv").exists()  # replaced whole, as asked
 
 
