@@ -19,6 +19,7 @@ VOLUMES = {v.name: v for v in CFG.predict.volumes}
 PREDICTIONS = [str(R.prediction(name).record) for name in VOLUMES]
 MODELS = CFG.trained_models()  # label -> (network, train settings): one train job each
 PREDICTOR = CFG.predicting_model  # the model that predicts the volumes
+PARTS = CFG.predict.parts  # predict jobs per volume: > 1 scatters each (rules/predict.smk)
 
 
 def train_extra(w):
@@ -29,6 +30,16 @@ def train_extra(w):
 def settings(*sections, **exclude):
     """JSON of the config sections one job reads (exclude: fields left out per section)."""
     return section_settings(CFG, *sections, exclude=exclude)
+
+
+def predict_step(volume, step):
+    """Marker of a finished step of a scattered prediction (`init`, or part `i-of-N`).
+
+    A hidden file in `.VOLUME.parts/` beside the record: the store itself is no Snakemake
+    output, since its steps resume and complete it in place.
+    """
+    record = R.prediction(volume).record
+    return str(record.with_name(f".{record.stem}.parts") / f"{step}.done")
 
 
 def outputs(folder):
