@@ -36,7 +36,7 @@ rule evaluate_model:
     params:
         crops=lambda w, input: [parent(p) for p in input.crops],
         out=lambda w, output: parent(output.record),
-        settings=settings("split", "predict", predict={"volumes", "dtype", "chunk", "model"}),
+        settings=settings("split", "predict", predict={"volumes", "dtype", "chunk", "shard", "model", "workers", "parts"}),
     log:
         str(R.log("evaluate", "{model}")),
     conda:

@@ -206,6 +206,7 @@ class TiledPredictor:
         self.overlap, self.halo = int(overlap), int(halo)
         self.depth, self.depth_margin, self.z_scale = depth, int(depth_margin), int(z_scale)
         self.net_dims = 2 if depth is None else 3
+        self.reach: int | None = None  # the network's measured lateral reach, when known
         self._lateral = [AxisSettings(tile=t, halo=self.halo, overlap=self.overlap,
                                       factor=self.scale) for t in self.tile_shape]
 

@@ -35,7 +35,7 @@ class RunStats:
     """What a run computed: blocks, tiles, clipped pixels, the input's range."""
 
     blocks: int = 0
-    skipped: int = 0
+    pixels: int = 0
     tiles: int = 0
     clipped_low: int = 0
     clipped_high: int = 0
@@ -44,6 +44,7 @@ class RunStats:
     def add(self, result: BlockResult) -> None:
         """Count one finished block."""
         self.blocks += 1
+        self.pixels += result.pixels
         self.tiles += result.tiles
         self.clipped_low += result.low
         self.clipped_high += result.high
@@ -66,7 +67,7 @@ class BlockResult:
 
 def _write(store: PredictionStore, index: int, chunk: Chunk) -> BlockResult:
     block, low, high = cast_clipped(chunk.data, store.levels[0].dtype)
-    store.write_block(0, index, block)
+    store.write_block(0, index, block, counts=(chunk.tiles, low, high))
     return BlockResult(index, block.size, chunk.tiles, low, high, chunk.input_min,
                        chunk.input_max)
 

@@ -323,6 +323,9 @@ class NearDuplicate(BaseModel):
     correlation: float
 
 
+NO_TTA = "network, no TTA"  # evaluation method: the network without test-time augmentation
+
+
 class Evaluation(Record):
     """``evaluation.json``: held-out metrics of every pair and their mean."""
 
@@ -336,6 +339,8 @@ class Evaluation(Record):
     network_megapixels_per_second: float | None = Field(
         None, description="output megapixels per second of the network on the test regions")
     device: str | None = None
+    tta: int = Field(1, description="test-time augmentation of the network's prediction; when "
+                     "above 1, the method 'network, no TTA' shows what it gains")
     near_duplicates: list[NearDuplicate] = []
 
 
@@ -396,18 +401,19 @@ class Prediction(Record):
     device: str
     fingerprint: str
     blocks: int = Field(description="level-0 blocks (units of work) in the store")
-    blocks_computed: int = Field(description="blocks computed by the finishing run (fewer than "
-                                 "blocks after a resume or with --part jobs); tiles and clipped "
-                                 "pixels count the same run")
+    blocks_computed: int = Field(description="blocks computed by the run that finished the "
+                                 "store, or by its --part jobs (fewer than blocks after a "
+                                 "resume)")
     workers: int
     parts: int
-    seconds: float = Field(description="wall time of the finishing run")
-    megapixels_per_second: float = Field(description="output Mpx computed per second by the "
-                                         "finishing run")
+    seconds: float = Field(description="wall time of that run (of the --part jobs and the "
+                           "gather, summed)")
+    megapixels_per_second: float | None = Field(description="output Mpx those runs computed "
+                                                "per second of their time (None: none)")
     peak_rss_mb: float
-    tiles: int
-    clipped_low: int
-    clipped_high: int
+    tiles: int = Field(description="tiles predicted for level 0, all runs together")
+    clipped_low: int = Field(description="level-0 pixels clipped at the dtype's minimum")
+    clipped_high: int = Field(description="level-0 pixels clipped at the dtype's maximum")
 
 
 # ----------------------------------------------------------------------------- layout

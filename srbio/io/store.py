@@ -17,6 +17,7 @@ and the progress folder removed.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import socket
@@ -196,25 +197,32 @@ class PredictionStore:
         coords = [str(r.start // b) for r, b in zip(region, shape, strict=True)]
         return self.path.joinpath(str(level), "c", *coords)
 
+    def _logged(self, level: int) -> dict[int, list[int]]:
+        """Block → ``[crc, *counts]`` of every line logged for ``level`` (the last line wins)."""
+        logged: dict[int, list[int]] = {}
+        if not self.progress.is_dir():
+            return logged
+        for log in sorted(self.progress.glob("*.log")):
+            for line in log.read_text().splitlines():
+                parts = line.split()
+                if len(parts) < 3 or not (parts[0].isdigit() and parts[1].isdigit()) \
+                        or int(parts[0]) != level or not all(p.isdigit() for p in parts[3:]):
+                    continue  # another level, or a line torn by a kill
+                try:
+                    logged[int(parts[1])] = [int(parts[2], 16), *map(int, parts[3:])]
+                except ValueError:
+                    continue
+        return logged
+
     def finished(self, level: int = 0, *, verify: bool = True) -> set[int]:
         """Indices of the blocks of ``level`` written whole (checked against their checksum)."""
-        logged: dict[int, int] = {}
-        if self.progress.is_dir():
-            for log in sorted(self.progress.glob("*.log")):
-                for line in log.read_text().splitlines():
-                    parts = line.split()
-                    if len(parts) == 3 and all(p.isdigit() for p in parts[:2]) \
-                            and int(parts[0]) == level:
-                        try:
-                            logged[int(parts[1])] = int(parts[2], 16)
-                        except ValueError:  # a line torn by a kill
-                            continue
+        logged = self._logged(level)
         if not verify:
             return set(logged)
         blocks = self.blocks(level)
         arr = self.levels[level]
         good = set()
-        for i, crc in logged.items():
+        for i, (crc, *_) in logged.items():
             if i < len(blocks):
                 try:
                     if checksum(arr[blocks[i]]) == crc:
@@ -223,8 +231,14 @@ class PredictionStore:
                     continue
         return good
 
-    def write_block(self, level: int, index: int, data: np.ndarray) -> None:
-        """Write block ``index`` of ``level`` whole, then log it as finished."""
+    def counts(self, level: int = 0) -> list[int]:
+        """The per-block counts logged with :meth:`write_block`, summed over every block."""
+        rows = [v[1:] for v in self._logged(level).values()]
+        return [sum(col) for col in zip(*rows, strict=False)] if rows else []
+
+    def write_block(self, level: int, index: int, data: np.ndarray,
+                    counts: Sequence[int] = ()) -> None:
+        """Write block ``index`` of ``level`` whole, then log it as finished (with ``counts``)."""
         region = self.blocks(level)[index]
         arr = self.levels[level]
         data = np.asarray(data, dtype=arr.dtype)
@@ -235,9 +249,23 @@ class PredictionStore:
         self.progress.mkdir(exist_ok=True)
         log = self.progress / f"{socket.gethostname()}-{os.getpid()}.log"
         with log.open("a") as f:
-            f.write(f"{level} {index} {checksum(data):08x}\n")
+            f.write(" ".join([str(level), str(index), f"{checksum(data):08x}",
+                              *(str(int(c)) for c in counts)]) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+    def write_summary(self, name: str, values: dict) -> None:
+        """Keep a run's summary (e.g. of one ``--part``) with the progress logs."""
+        self.progress.mkdir(exist_ok=True)
+        tmp = self.progress / f".{name}.json.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps(values))
+        os.replace(tmp, self.progress / f"{name}.json")
+
+    def summaries(self) -> dict[str, dict]:
+        """Every summary kept by :meth:`write_summary`, by name."""
+        if not self.progress.is_dir():
+            return {}
+        return {p.stem: json.loads(p.read_text()) for p in sorted(self.progress.glob("*.json"))}
 
     def complete(self, record: dict) -> None:
         """Store the prediction record in the attributes and drop the progress logs."""

@@ -82,12 +82,3 @@ def load_pairs(folders: Sequence[str | os.PathLike]) -> list[PreparedPair]:
         raise ValueError(f"every pair failed registration QC ({', '.join(skipped)}): nothing to "
                          f"train on; see the qc.png of each pair")
     return pairs
-
-
-def slab_settings(network: str, cfg) -> dict:
-    """TiledPredictor's ``depth`` / ``depth_margin`` for ``network`` (none for 2D networks)."""
-    from srbio.models.registry import network_info
-
-    if network_info(network).dims != 3:
-        return {}
-    return {"depth": cfg.tile_depth, "depth_margin": cfg.depth_margin}

@@ -18,8 +18,15 @@ from srbio.core.metrics import linear_fit, near_duplicates, nrmse, psnr, ssim, u
 from srbio.core.normalise import denormalise, normalise
 from srbio.io.atomic import replace_folder
 from srbio.io.outputs import claim
-from srbio.io.records import EvaluateFiles, Evaluation, NearDuplicate, PairEvaluation, Scores
-from srbio.stages.common import PreparedPair, slab_settings, split_regions
+from srbio.io.records import (
+    NO_TTA,
+    EvaluateFiles,
+    Evaluation,
+    NearDuplicate,
+    PairEvaluation,
+    Scores,
+)
+from srbio.stages.common import PreparedPair, split_regions
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +110,10 @@ def _evaluate_pair(c: PreparedPair, predictor, split: SplitConfig, scale: int, n
     start = time.perf_counter()
     outputs["network"] = predictor.predict_image(lr_t)
     seconds = time.perf_counter() - start
+    if predictor.runner.tta > 1:  # what test-time augmentation gains
+        predictor.runner.tta, tta = 1, predictor.runner.tta
+        outputs[NO_TTA] = predictor.predict_image(lr_t)
+        predictor.runner.tta = tta
     scores, fitted, fits = score_methods(outputs, hr_t, valid, norm.hr.pair)
     first = "LR (nearest)" if scale > 1 else "LR"
     plots.comparison(figure_path, c.name, {first: outputs.get("nearest", as_hr),
@@ -133,18 +144,16 @@ def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.Pat
     :class:`~srbio.io.records.Evaluation` record (with the network's output megapixels per
     second) and one comparison picture per pair.
     """
-    from srbio.inference import TiledPredictor, load_model, resolve_device
+    from srbio.inference import load_model, resolve_device
     from srbio.stages.common import load_pairs
+    from srbio.stages.predict import build_predictor
 
     claim(out_dir, "evaluate", inputs=[model_path, *crop_dirs], overwrite=overwrite)
     pairs = load_pairs(crop_dirs)
     device = resolve_device(predict_cfg.device)
     model, header = load_model(model_path, device=device)
     scale, norm = header.network.scale, header.normalisation
-    predictor = TiledPredictor(model, scale=scale, lr_range=norm.lr.pair, hr_range=norm.hr.pair,
-                               tile_shape=predict_cfg.tile_shape, overlap=predict_cfg.overlap,
-                               batch_size=predict_cfg.batch_size, device=device,
-                               **slab_settings(header.network.name, predict_cfg))
+    predictor = build_predictor(model, header, predict_cfg, device)
     out = EvaluateFiles(out_dir)
     results: dict[str, PairEvaluation] = {}
     seconds, pixels = 0.0, 0
@@ -159,7 +168,7 @@ def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.Pat
                             pairs=results, mean=_mean(results, "methods"),
                             mean_fitted=_mean(results, "fitted"),
                             network_megapixels_per_second=round(pixels / 1e6 / seconds, 4)
-                            if seconds else None, device=str(device),
+                            if seconds else None, device=str(device), tta=predict_cfg.tta,
                             near_duplicates=_duplicates(pairs))
         record.write(EvaluateFiles(tmp).record)
     return record

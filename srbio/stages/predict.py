@@ -168,6 +168,20 @@ def _predictor(model, header: ModelHeader, cfg: PredictConfig, device, halo: int
                           device=device, precision=cfg.precision, tta=cfg.tta, **slab)
 
 
+def build_predictor(model, header: ModelHeader, cfg: PredictConfig, device):
+    """The tiled predictor of ``cfg`` for a loaded model; an ``auto`` halo is measured.
+
+    The measured lateral reach of the network is kept as ``predictor.reach``.
+    """
+    from srbio.inference import halo_for
+
+    halo, reach = halo_for(model, cfg.halo, dims=network_info(header.network.name).dims,
+                           device=device, tile_shape=cfg.tile_shape, overlap=cfg.overlap)
+    predictor = _predictor(model, header, cfg, device, halo)
+    predictor.reach = reach
+    return predictor
+
+
 def open_job(job: PredictJob):
     """Build a process's (predictor, input, store) for ``job`` (a worker's initialiser)."""
     model, header, device = _load(job.model, job.cfg)
@@ -183,19 +197,20 @@ def _digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def fingerprint(model_path, input_path, data, sp, origin, cfg: PredictConfig, halo: int) -> str:
+def fingerprint(model_path, input_path, data, sp, origin, cfg: PredictConfig) -> str:
     """A digest of what decides the output's pixels: model, input, settings, srbio version.
 
     The model file's bytes are hashed; the input by its path, shape, dtype, pixel size and
     position. Settings that do not change pixels (workers, parts, batch size, device) are left
-    out, so a rerun may change them.
+    out, so a rerun may change them. An ``auto`` halo enters as ``auto``: the value measured
+    when the store was created is kept in the store and used by every later run, whatever its
+    device.
     """
     settings = cfg.model_dump(mode="json", exclude={"volumes", "model", "workers", "parts",
                                                     "batch_size", "device"})
     payload = {"model": _digest(model_path), "input": str(Path(input_path).resolve()),
                "shape": list(data.shape), "dtype": str(data.dtype), "spacing": list(sp),
-               "origin": list(origin), "settings": settings, "halo": halo,
-               "srbio": __version__}
+               "origin": list(origin), "settings": settings, "srbio": __version__}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -221,32 +236,46 @@ def _layout(predictor, shape: tuple[int, ...], sp, origin, cfg: PredictConfig) -
             "translation": translation}
 
 
-def _open_store(output: Path, layout: dict, fp: str, cfg: PredictConfig, *, name: str,
-                overwrite: bool, may_replace: bool) -> PredictionStore:
-    """Resume the store of this job, create it, or replace another job's (``overwrite``)."""
-    if output.exists():
-        store = PredictionStore(output)
-        if store.fingerprint == fp and not (store.record is not None and overwrite
-                                            and may_replace):
-            return store  # resume it, or nothing to do when it is complete
-        if not (overwrite and may_replace):
-            hint = ("pass --overwrite to replace it" if may_replace else
-                    "run the job without --part first (or the workflow's init step) to "
-                    "replace it")
-            raise ValueError(f"{output}: holds the prediction of another job (its fingerprint "
-                             f"{store.fingerprint} is not this job's {fp}: model, input or "
-                             f"settings differ); {hint} (nothing was changed)")
-        log.info("%s: replacing %s", output, "an earlier prediction of this job" if
-                 store.fingerprint == fp else "the prediction of another job")
-        prediction_record_path(output).unlink(missing_ok=True)
-        remove(progress_folder(output))
-        remove(output)
+def _existing_store(output: Path, fp: str, *, overwrite: bool, may_replace: bool
+                    ) -> PredictionStore | None:
+    """The store of this job at ``output`` to resume (or complete already), or None.
+
+    Another job's store is refused, or removed with ``overwrite`` (never by a ``--part``);
+    with ``overwrite`` a complete store of this job is removed too (recomputed).
+    """
+    if not output.exists():
+        return None
+    store = PredictionStore(output)
+    if store.fingerprint == fp and not (store.record is not None and overwrite and may_replace):
+        return store
+    if not (overwrite and may_replace):
+        hint = ("pass --overwrite to replace it" if may_replace else
+                "run the job without --part first (or the workflow's init step) to replace it")
+        raise ValueError(f"{output}: holds the prediction of another job (its fingerprint "
+                         f"{store.fingerprint} is not this job's {fp}: model, input or "
+                         f"settings differ); {hint} (nothing was changed)")
+    log.info("%s: replacing %s", output, "an earlier prediction of this job" if
+             store.fingerprint == fp else "the prediction of another job")
+    prediction_record_path(output).unlink(missing_ok=True)
+    remove(progress_folder(output))
+    remove(output)
+    return None
+
+
+def _create_store(output: Path, layout: dict, fp: str, cfg: PredictConfig, predictor, *,
+                  name: str) -> PredictionStore:
+    """Create this job's store, or open the one a parallel ``--part`` job created first."""
     try:
-        return PredictionStore.create(output, fingerprint=fp, dtype=cfg.dtype, name=name,
-                                      metadata={"srbio_version": __version__}, **layout)
-    except FileExistsError:  # a parallel --part job created it first
-        return _open_store(output, layout, fp, cfg, name=name, overwrite=False,
-                           may_replace=False)
+        return PredictionStore.create(
+            output, fingerprint=fp, dtype=cfg.dtype, name=name, **layout,
+            metadata={"srbio_version": __version__, "halo": predictor.halo,
+                      "reach": predictor.reach})
+    except FileExistsError:
+        store = PredictionStore(output)
+        if store.fingerprint != fp:
+            raise ValueError(f"{output}: another job created a store here meanwhile "
+                             f"(fingerprint {store.fingerprint}, not {fp})") from None
+        return store
 
 
 def _precision_error(predictor, source, store: PredictionStore, index: int
@@ -288,6 +317,46 @@ def part_blocks(count: int, part: tuple[int, int] | None) -> range:
     return range((i - 1) * count // n, i * count // n)
 
 
+@dataclass
+class _Opened:
+    """A job ready to compute: its predictor on the input, its store, and how it got them."""
+
+    job: PredictJob
+    predictor: object
+    data: object
+    store: PredictionStore
+    header: ModelHeader
+    device: object
+    layout: dict
+    sp: tuple[float, ...]
+    resampled_from: list | None
+    created: bool
+
+
+def _open(model_path, input_path, output: Path, cfg: PredictConfig, *, spacing,
+          allow_missing_chunks: bool, overwrite: bool, may_replace: bool) -> _Opened:
+    """Load the model and the input, then resume, create or replace the store."""
+    model, header, device = _load(model_path, cfg)
+    job = PredictJob(str(model_path), str(input_path), str(output), cfg, as_spacing(spacing),
+                     allow_missing_chunks, 0)
+    data, sp, origin, resampled_from = _input(job, header)
+    fp = fingerprint(model_path, input_path, data, sp, origin, cfg)
+    store = _existing_store(output, fp, overwrite=overwrite, may_replace=may_replace)
+    created = store is None
+    if store is None:
+        predictor = build_predictor(model, header, cfg, device)  # measures an auto halo
+        layout = _layout(predictor, tuple(data.shape), sp, origin, cfg)
+        store = _create_store(output, layout, fp, cfg, predictor, name=Path(input_path).name)
+    if store.srbio.get("halo") is None:
+        raise ValueError(f"{output}: a prediction store without its halo (written by an older "
+                         f"srbio); delete it or pass --overwrite")
+    predictor = _predictor(model, header, cfg, device, int(store.srbio["halo"]))
+    predictor.reach = store.srbio.get("reach")
+    layout = _layout(predictor, tuple(data.shape), sp, origin, cfg)
+    return _Opened(PredictJob(**{**job.__dict__, "halo": predictor.halo}), predictor, data,
+                   store, header, device, layout, sp, resampled_from, created)
+
+
 def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
                 output_path: str | os.PathLike, cfg: PredictConfig, *,
                 spacing: list[float] | None = None, progress: bool = True,
@@ -312,79 +381,104 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
     for path in (output, record_path):
         claim(path, "predict", inputs=[model_path, input_path], overwrite=True)
     start = time.perf_counter()
-    model, header, device = _load(model_path, cfg)
-    job0 = PredictJob(str(model_path), str(input_path), str(output), cfg,
-                      as_spacing(spacing), allow_missing_chunks, 0)
-    data, sp, origin, resampled_from = _input(job0, header)
-    from srbio.inference import halo_for
-
-    dims = network_info(header.network.name).dims
-    halo, reach = halo_for(model, cfg.halo, dims=dims, device=device,
-                           tile_shape=cfg.tile_shape, overlap=cfg.overlap)
-    job = PredictJob(**{**job0.__dict__, "halo": halo})
-    predictor = _predictor(model, header, cfg, device, halo)
-    layout = _layout(predictor, tuple(data.shape), sp, origin, cfg)
-    fp = fingerprint(model_path, input_path, data, sp, origin, cfg, halo)
-    created = not output.exists()
-    store = _open_store(output, layout, fp, cfg, name=Path(input_path).name,
-                        overwrite=overwrite, may_replace=part is None and not gather)
+    job = _open(model_path, input_path, output, cfg, spacing=spacing,
+                allow_missing_chunks=allow_missing_chunks, overwrite=overwrite,
+                may_replace=part is None and not gather)
+    store = job.store
     if store.record is not None:  # this job already finished: nothing to compute
         log.info("%s: already complete for this job; nothing to do", output)
-        return _finish_again(store, record_path)
+        return None if (init or part) else _finish_again(store, record_path)
     record_path.unlink(missing_ok=True)  # never a finished-looking record beside a partial store
     if init:
         return None
-    log.info("predict %s %s at %s µm → %s %s at %s µm, halo %d (reach %d), on %s", input_path,
-             data.shape, sp, output, layout["shape"],
-             tuple(round(s, 5) for s in layout["spacing"]), halo, reach, device)
     blocks = store.blocks(0)
-    finished = store.finished(0)
-    todo = [] if gather else [i for i in part_blocks(len(blocks), part) if i not in finished]
-    if gather and len(finished) < len(blocks):
-        raise ValueError(f"{output}: {len(blocks) - len(finished)} of {len(blocks)} blocks are "
-                         f"not finished; run every --part job (again) before --gather")
-    err = _precision_error(predictor, data, store, todo[0]) if todo else (None, None)
-    if len(todo) < len(part_blocks(len(blocks), part)):
-        log.info("resuming: %d of %d blocks already finished", len(part_blocks(len(blocks), part))
-                 - len(todo), len(part_blocks(len(blocks), part)))
-    from srbio.inference.schedule import build_pyramid, predict_store
+    if gather:
+        missing = len(blocks) - len(store.finished(0))
+        if missing:
+            raise ValueError(f"{output}: {missing} of {len(blocks)} blocks are not finished; "
+                             f"run every --part job (again) before --gather")
+        return _finish(job, record_path, start, computed=None, progress=progress)
+    stats, err = _compute(job, part, progress=progress, input_path=input_path)
+    summary = {"seconds": time.perf_counter() - start, "blocks": stats.blocks,
+               "pixels": stats.pixels, "precision_max_abs_error": err[0],
+               "precision_error_of_range": err[1], "workers": cfg.workers}
+    if part is not None:
+        store.write_summary(f"part-{part[0]}-of-{part[1]}", summary)
+        return None
+    return _finish(job, record_path, start, computed=summary, progress=progress)
 
+
+def _compute(job: _Opened, part: tuple[int, int] | None, *, progress: bool, input_path):
+    """Predict the unfinished level-0 blocks of this call's share; stats and precision error."""
+    from srbio.inference.schedule import predict_store
+
+    store, cfg = job.store, job.job.cfg
+    share = part_blocks(len(store.blocks(0)), part)
+    finished = store.finished(0)
+    todo = [i for i in share if i not in finished]
+    if len(todo) < len(share):
+        log.info("resuming: %d of %d blocks already finished", len(share) - len(todo),
+                 len(share))
+    log.info("predict %s %s at %s µm → %s %s at %s µm, halo %d (reach %s), on %s", input_path,
+             job.data.shape, job.sp, store.path, job.layout["shape"],
+             tuple(round(s, 5) for s in job.layout["spacing"]), job.predictor.halo,
+             job.predictor.reach, job.device)
     try:
-        stats = predict_store(store, todo, done=len(part_blocks(len(blocks), part)) - len(todo),
-                              total=len(part_blocks(len(blocks), part)),
-                              job=(predictor, data, store),
-                              factory=functools.partial(open_job, job), workers=cfg.workers,
+        err = _precision_error(job.predictor, job.data, store, todo[0]) if todo else (None, None)
+        stats = predict_store(store, todo, done=len(share) - len(todo), total=len(share),
+                              job=(job.predictor, job.data, store),
+                              factory=functools.partial(open_job, job.job), workers=cfg.workers,
                               progress=progress)
     except BaseException as exc:
-        _after_failure(store, created)
+        _after_failure(store, job.created)
         if isinstance(exc, ValueError):  # name the input
             raise ValueError(f"{input_path}: {exc}") from None
         raise
-    _log_result(stats, layout["shape"], cfg.dtype)
-    if part is not None:
-        return None
+    _log_result(stats, job.layout["shape"], cfg.dtype)
+    return stats, err
+
+
+def _finish(job: _Opened, record_path: Path, start: float, *, computed: dict | None,
+            progress: bool) -> Prediction:
+    """Build the pyramid, then write the record into the store and beside it.
+
+    ``computed`` summarises this call's computing; None (``--gather``) takes the parts'.
+    """
+    from srbio.inference.schedule import build_pyramid
+
+    store, cfg, layout = job.store, job.job.cfg, job.layout
     build_pyramid(store, progress=progress)
-    seconds = time.perf_counter() - start
-    computed = float(np.prod(layout["shape"])) * stats.blocks / max(1, len(blocks))
+    runs = [computed] if computed is not None else list(store.summaries().values())
+    seconds = sum(r["seconds"] for r in runs) + (time.perf_counter() - start) * (
+        computed is None)
+    pixels, blocks = sum(r["pixels"] for r in runs), sum(r["blocks"] for r in runs)
+    errors = [r for r in runs if r["precision_max_abs_error"] is not None]
+    worst = max(errors, key=lambda r: r["precision_max_abs_error"]) if errors else {}
+    tiles, low, high = (store.counts(0) + [0, 0, 0])[:3]
+    lvl0 = store.levels[0]
     record = Prediction(
-        store=str(output), model=str(model_path), input=str(input_path), input_spacing=list(sp),
-        resampled_from=resampled_from, output_spacing=list(layout["spacing"]),
-        output_translation=list(layout["translation"]), output_shape=list(layout["shape"]),
-        levels=[list(a.shape) for a in store.levels], chunks=list(store.levels[0].chunks),
-        shards=list(store.levels[0].shards) if store.levels[0].shards else None,
-        scale=header.network.scale, tile_shape=list(cfg.tile_shape), halo=halo, reach=reach,
-        overlap=cfg.overlap, precision=cfg.precision, precision_max_abs_error=err[0],
-        precision_error_of_range=err[1], tta=cfg.tta, dtype=cfg.dtype, device=str(device),
-        fingerprint=fp, blocks=len(blocks), blocks_computed=stats.blocks, workers=cfg.workers,
-        parts=part[1] if part else 1, seconds=round(seconds, 3),
-        megapixels_per_second=round(computed / 1e6 / seconds, 4),
+        store=str(store.path), model=job.job.model, input=job.job.input,
+        input_spacing=list(job.sp), resampled_from=job.resampled_from,
+        output_spacing=list(layout["spacing"]), output_translation=list(layout["translation"]),
+        output_shape=list(layout["shape"]), levels=[list(a.shape) for a in store.levels],
+        chunks=list(lvl0.chunks), shards=list(lvl0.shards) if lvl0.shards else None,
+        scale=job.header.network.scale, tile_shape=list(cfg.tile_shape),
+        halo=job.predictor.halo, reach=job.predictor.reach, overlap=cfg.overlap,
+        precision=cfg.precision,
+        precision_max_abs_error=worst.get("precision_max_abs_error"),
+        precision_error_of_range=worst.get("precision_error_of_range"), tta=cfg.tta,
+        dtype=cfg.dtype, device=str(job.device), fingerprint=store.fingerprint,
+        blocks=len(store.blocks(0)), blocks_computed=blocks,
+        workers=max([r["workers"] for r in runs], default=cfg.workers),
+        parts=max(1, len(runs)) if computed is None else 1, seconds=round(seconds, 3),
+        megapixels_per_second=round(pixels / 1e6 / seconds, 4) if pixels else None,
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        tiles=stats.tiles, clipped_low=stats.clipped_low, clipped_high=stats.clipped_high)
+        tiles=tiles, clipped_low=low, clipped_high=high)
     store.complete({**record.model_dump(mode="json"),
-                    "model_header": header.model_dump(mode="json", exclude={"provenance"})})
+                    "model_header": job.header.model_dump(mode="json", exclude={"provenance"})})
     record.write(record_path)
-    log.info("predicted %s in %.1f s (%.3f output Mpx/s, peak RSS %.0f MB)",
-             layout["shape"], seconds, record.megapixels_per_second, record.peak_rss_mb)
+    log.info("predicted %s: %d blocks computed in %.1f s (%s output Mpx/s, peak RSS %.0f MB)",
+             layout["shape"], blocks, seconds, record.megapixels_per_second, record.peak_rss_mb)
     return record
 
 

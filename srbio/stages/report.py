@@ -10,6 +10,7 @@ from pathlib import Path
 from srbio.io.atomic import atomic_path
 from srbio.io.outputs import claim
 from srbio.io.records import (
+    NO_TTA,
     Evaluation,
     Normalisation,
     RegisterFiles,
@@ -44,7 +45,7 @@ def _comparison(models: dict[str, tuple[Evaluation, Training]]) -> list[str]:
              "NRMSE (fit) | output Mpx/s | training (s) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for method in first.mean:
-        if method != "network":
+        if not method.startswith("network"):
             lines.append(f"| {method} | — | — | {_scores_cells(first.mean[method])} | "
                          f"{_scores_cells(first.mean_fitted[method]) if first.mean_fitted else '— | — | —'}"
                          " | — | — |")
@@ -53,9 +54,15 @@ def _comparison(models: dict[str, tuple[Evaluation, Training]]) -> list[str]:
         speed = "—" if ev.network_megapixels_per_second is None else \
             f"{ev.network_megapixels_per_second:.3g} ({ev.device})"
         fitted = _scores_cells(ev.mean_fitted["network"]) if ev.mean_fitted else "— | — | —"
-        lines.append(f"| **{label}** | {net.name} {tr.preset or ''} ×{net.scale} | "
+        tta = f" (TTA ×{ev.tta})" if ev.tta > 1 else ""
+        lines.append(f"| **{label}**{tta} | {net.name} {tr.preset or ''} ×{net.scale} | "
                      f"{tr.parameters:,} | {_scores_cells(ev.mean['network'])} | {fitted} | "
                      f"{speed} | {tr.seconds} |")
+        if NO_TTA in ev.mean:
+            plain = _scores_cells(ev.mean_fitted[NO_TTA]) if ev.mean_fitted else "— | — | —"
+            lines.append(f"| {label}, no TTA | {net.name} {tr.preset or ''} ×{net.scale} | "
+                         f"{tr.parameters:,} | {_scores_cells(ev.mean[NO_TTA])} | {plain} | — | "
+                         "— |")
     return lines
 
 
