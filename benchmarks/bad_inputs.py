@@ -44,12 +44,12 @@ def digest(path: Path) -> str:
 
 
 def model_v1(path: Path, scale: int = 2, header_scale: int | None = None,
-             drop: str | None = None) -> Path:
-    """A tiny RCAN in the srbio-model/1 format, which every srbio version reads."""
+             drop: str | None = None, name: str = "rcan") -> Path:
+    """A tiny RCAN (or ``name``) in the srbio-model/1 format, which every srbio version reads."""
     from srbio.models import build_network
 
     torch.manual_seed(0)
-    net = build_network("rcan", scale=scale, preset="tiny")
+    net = build_network(name, scale=scale, preset="tiny")
     config = dict(net.config) | ({"scale": header_scale} if header_scale else {})
     payload = {"format": "srbio-model/1", "network": config, "state_dict": net.state_dict(),
                "normalisation": {"lr": [90.0, 450.0], "hr": [90.0, 520.0]}, "spacing": None,
@@ -84,6 +84,36 @@ def missing_chunk(path: Path) -> Path:
     arr.attrs.update({"axes": ["z", "y", "x"], "spacing": [0.5, 0.2, 0.2]})
     os.remove(path / "c" / "1" / "1" / "0")
     return path
+
+
+def torn_chunk(path: Path, shards: bool = False) -> Path:
+    """A zarr input whose one chunk (or shard) file was cut short, as by a killed writer."""
+    arr = zarr.create_array(str(path), shape=(2, 48, 56), chunks=(1, 24, 28), dtype="uint16",
+                            shards=(1, 48, 56) if shards else None)
+    arr[:] = stack(2)
+    arr.attrs.update({"axes": ["z", "y", "x"], "spacing": [0.5, 0.2, 0.2]})
+    victim = path / "c" / "1" / "0" / "0"
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    return path
+
+
+def channels(path: Path) -> Path:
+    """An OME-Zarr image with three channels (czyx)."""
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    group.create_array("0", data=np.stack([stack(2)] * 3), chunks=(1, 1, 48, 56))
+    axes = [{"name": "c", "type": "channel"}] + [
+        {"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"]
+    group.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": [
+        {"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [1, 0.5, 0.2, 0.2]}]}]}]}
+    return path
+
+
+def other_job(d: Path, src: Path, out: Path) -> Path:
+    """A finished prediction at ``out`` made with other tiles (another job's store)."""
+    subprocess.run([sys.executable, "-m", "srbio", *predict(d, src, out, "--tile", "24", "24")],
+                   check=True, capture_output=True)
+    return out
 
 
 def foreign(path: Path) -> Path:
@@ -175,6 +205,22 @@ def cases() -> list[Case]:
             train(s, d, {"train": {"init_from": str(model_v1(d / "x3.pt", scale=3))}}), []))),
         ("export a model file that is not there", c(lambda d, s: (
             ["export", "--model", str(d / "none.pt"), "--out", str(d / "exported")], []))),
+        ("zarr with a torn chunk", c(lambda d, s: (
+            predict(d, torn_chunk(d / "v.zarr"), d / "o.ome.zarr"), [d / "v.zarr"]))),
+        ("zarr with a torn shard", c(lambda d, s: (
+            predict(d, torn_chunk(d / "v.zarr", shards=True), d / "o.ome.zarr"), [d / "v.zarr"]))),
+        ("multi-channel OME-Zarr", c(lambda d, s: (
+            predict(d, channels(d / "c.ome.zarr"), d / "o.ome.zarr"), [d / "c.ome.zarr"]))),
+        ("predict onto another job's store", c(lambda d, s: (
+            predict(d, imagej(d / "in.tif", stack()), other_job(d, d / "in.tif", d / "o.ome.zarr")),
+            [d / "o.ome.zarr", d / "in.tif"]))),
+        ("resume a store with a model of another scale", c(lambda d, s: (
+            predict(d, imagej(d / "in.tif", stack()), other_job(d, d / "in.tif", d / "o.ome.zarr"),
+                    "--part", "1/2", model=model_v1(d / "x3.pt", scale=3)),
+            [d / "o.ome.zarr", d / "in.tif"]))),
+        ("3D model on a 2D plane", c(lambda d, s: (
+            predict(d, imagej(d / "in.tif", stack()[0]), d / "o.ome.zarr",
+                    model=model_v1(d / "m3.pt", name="rcan3d")), [d / "in.tif"]))),
         ("register with a missing --truth file", c(lambda d, s: (
             ["register", "--fixed", str(s / "hr" / "hr.tif"), "--moving", str(s / "lr.tif"),
              "--out", str(d / "reg"), "--truth", str(d / "none.tfm"), "--transform", "rigid"],

@@ -90,6 +90,19 @@ def test_the_output_is_valid_ome_zarr_with_a_pyramid_in_physical_space(job, refe
     assert not progress_folder(out).exists()
 
 
+def test_napari_ome_zarr_opens_the_pyramid_at_its_physical_scale(job, reference):
+    """What napari users open it with. (napari-ome-zarr 0.10 applies only the first transform
+    of a dataset, the scale, so it shows the pyramid half an HR pixel off its position.)"""
+    from napari_ome_zarr import napari_get_reader
+
+    rec, levels = reference
+    path = str(job["root"] / "ref.ome.zarr")
+    (data, kwargs, kind), = napari_get_reader(path)(path)
+    assert kind == "image" and [d.shape for d in data] == [tuple(s) for s in rec.levels]
+    np.testing.assert_allclose(kwargs["scale"], rec.output_spacing)
+    np.testing.assert_array_equal(np.asarray(data[1]), levels[1])
+
+
 def test_reading_honours_translation_and_multiscale_transforms(tmp_path, job):
     """An LR cut out of a larger acquisition keeps its position through prediction."""
     lr, sp = open_lazy(job["input"])
