@@ -342,8 +342,9 @@ class PredictConfig(Strict):
     overlap: int = Field(8, ge=0, description="LR pixels shared by the kept parts of "
                          "neighbouring tiles, blended there (hides seams of networks that pool "
                          "over the tile, e.g. RCAN's channel attention)")
-    batch_size: int = Field(4, ge=1, description="tiles per forward pass (halved and retried "
-                            "when a GPU runs out of memory)")
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        4, description="tiles per forward pass (halved and retried when a GPU runs out of "
+        "memory); auto: what 70 % of a GPU's free memory holds, 4 on a CPU")
     tile_depth: int = Field(16, ge=1, description="output planes per slab of a 3D network")
     depth_margin: int = Field(2, ge=0, description="planes of context on each side of a "
                               "3D network's slab (read, then discarded)")

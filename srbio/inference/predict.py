@@ -85,16 +85,17 @@ class NetworkRunner:
     tta : {1, 2, 4, 8}
         Test-time augmentation: the mean over the first ``tta`` symmetries of the square
         (lateral axes; rotations, then their mirror images), each undone on the output.
-    batch_size : int
+    batch_size : int or "auto"
         Tiles per forward pass; on a CUDA out-of-memory error it is halved and the batch
-        retried.
+        retried. ``auto``: on CUDA, what 70 % of the free device memory holds (measured with
+        one tile), elsewhere 4.
     channels_last : bool
         Run in the channels-last memory format (faster convolutions on CPU and GPU).
     """
 
     def __init__(self, model: torch.nn.Module, *, lr_range: tuple[float, float],
                  hr_range: tuple[float, float], device: torch.device | str = "cpu",
-                 precision: str = "fp32", tta: int = 1, batch_size: int = 4,
+                 precision: str = "fp32", tta: int = 1, batch_size: int | str = 4,
                  channels_last: bool = True) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
@@ -104,7 +105,8 @@ class NetworkRunner:
         self.model = model.eval()
         self.lr_range = tuple(float(v) for v in lr_range)
         self.hr_range = tuple(float(v) for v in hr_range)
-        self.precision, self.tta, self.batch_size = precision, int(tta), int(batch_size)
+        self.precision, self.tta = precision, int(tta)
+        self.batch_size: int | None = None if batch_size == "auto" else int(batch_size)
         self.channels_last = channels_last
         self._formatted = False
         self.tiles_computed = 0
@@ -129,10 +131,28 @@ class NetworkRunner:
             total = y if total is None else total + y
         return total / self.tta
 
+    def batch_for(self, tile: np.ndarray) -> int:
+        """The batch size, measured on the first call for ``auto`` (``tile``: one raw tile)."""
+        if self.batch_size is None:
+            self.batch_size = 4
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+                base = torch.cuda.memory_allocated(self.device)
+                torch.cuda.reset_peak_memory_stats(self.device)
+                self._forward(torch.from_numpy(normalise(tile[None, None], *self.lr_range)),
+                              self.precision)
+                per_tile = max(1, torch.cuda.max_memory_allocated(self.device) - base)
+                free = torch.cuda.mem_get_info(self.device)[0]
+                self.batch_size = int(min(256, max(1, 0.7 * free // per_tile)))
+                log.info("batch size %d: %.0f MB per tile, %.0f MB free on %s",
+                         self.batch_size, per_tile / 2**20, free / 2**20, self.device)
+        return self.batch_size
+
     def __call__(self, tiles: np.ndarray, *, precision: str | None = None) -> np.ndarray:
         """Predict raw tiles (N, *spatial) → float32 (N, *spatial × factors) in HR units."""
         if not np.isfinite(tiles).all():
             raise ValueError("the input holds NaN or infinite pixels; fix them before predicting")
+        self.batch_for(tiles[0])
         out = []
         start = 0
         while start < len(tiles):
@@ -194,7 +214,7 @@ class TiledPredictor:
 
     def __init__(self, model: torch.nn.Module, *, scale: int, lr_range: tuple[float, float],
                  hr_range: tuple[float, float], tile_shape: tuple[int, int] = (256, 256),
-                 overlap: int = 16, halo: int = 8, batch_size: int = 4,
+                 overlap: int = 16, halo: int = 8, batch_size: int | str = 4,
                  device: torch.device | str = "cpu", depth: int | None = None,
                  depth_margin: int = 2, z_scale: int = 1, precision: str = "fp32",
                  tta: int = 1, channels_last: bool = True) -> None:
@@ -257,7 +277,8 @@ class TiledPredictor:
         stitcher = Stitcher(plan)
         lead = window.ndim - self.net_dims
         indices = list(plan.indices())
-        step = max(1, self.runner.batch_size)
+        first = window[plan.read(indices[0])]
+        step = self.runner.batch_for(first.reshape(first.shape[lead:]))
         for i in range(0, len(indices), step):
             group = indices[i:i + step]
             tiles = np.stack([window[plan.read(idx)] for idx in group])

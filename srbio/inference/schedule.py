@@ -136,7 +136,7 @@ def run_workers(factory: Callable[[], Job], todo: Sequence[int], *, workers: int
     CPU threads are shared out between the workers; on a machine with several CUDA devices the
     factory picks one per worker (``SRBIO_WORKER`` is the worker's number).
     """
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, len(os.sched_getaffinity(0)) // workers)  # the CPUs this job may use
     stats, pixels, start = RunStats(), [0], time.perf_counter()
     ctx = multiprocessing.get_context("spawn")  # fork after OpenMP/CUDA start is unsafe
     counter = ctx.Value("i", 0)

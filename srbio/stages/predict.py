@@ -43,7 +43,7 @@ class ResampledVolume:
     most recent ones kept, so the blocks of one plane or slab resample it once.
     """
 
-    def __init__(self, data, lateral: tuple[int, int], *, keep: int = 64) -> None:
+    def __init__(self, data, lateral: tuple[int, int], *, keep: int = 4) -> None:
         self.data, self.lateral = data, lateral
         self.shape = (*data.shape[:-2], *lateral)
         self.ndim, self.dtype = data.ndim, np.dtype(np.float32)
@@ -74,13 +74,13 @@ class ResampledVolume:
 
 
 def _training_grid(data, sp: tuple[float, ...], origin: tuple[float, ...], header: ModelHeader,
-                   *, resample: bool, source: str | os.PathLike
+                   *, resample: bool, source: str | os.PathLike, keep: int = 4
                    ) -> tuple[object, tuple[float, ...], tuple[float, ...], list | None]:
     """The input on the lateral pixel size the model was trained at (resampled if needed).
 
     Returns the data, its spacing, its origin and the original spacing when it was resampled
     (else None). Resampling keeps the field of view: the first pixel's centre moves by half
-    the difference of the pixel sizes.
+    the difference of the pixel sizes. ``keep`` resampled planes are cached (a slab).
     """
     if header.spacing is None:
         return data, sp, origin, None
@@ -99,8 +99,8 @@ def _training_grid(data, sp: tuple[float, ...], origin: tuple[float, ...], heade
                 lateral)
     new_sp = tuple(n * s / m for n, s, m in zip(data.shape[-2:], sp[-2:], lateral, strict=True))
     moved = tuple(o - s / 2 + t / 2 for o, s, t in zip(origin[-2:], sp[-2:], new_sp, strict=True))
-    return (ResampledVolume(data, lateral), (*sp[:-2], *new_sp), (*origin[:-2], *moved),
-            list(sp))
+    return (ResampledVolume(data, lateral, keep=keep), (*sp[:-2], *new_sp),
+            (*origin[:-2], *moved), list(sp))
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,9 @@ def _input(job: PredictJob, header: ModelHeader):
         raise ValueError(f"{job.input}: the model is a 3D network ({header.network.name}) and "
                          f"predicts volumes (zyx); this input has shape {data.shape}")
     origin = image_origin(job.input, data.ndim)
-    return _training_grid(data, sp, origin, header, resample=job.cfg.resample, source=job.input)
+    keep = job.cfg.tile_depth + 2 * job.cfg.depth_margin + 1 if dims == 3 else 2
+    return _training_grid(data, sp, origin, header, resample=job.cfg.resample, source=job.input,
+                          keep=keep)
 
 
 def _predictor(model, header: ModelHeader, cfg: PredictConfig, device, halo: int):
@@ -286,7 +288,9 @@ def _precision_error(predictor, source, store: PredictionStore, index: int
         return None, None
     plan, window = predictor.read(source, store.blocks(0)[index])
     lead = window.ndim - predictor.net_dims
-    tiles = np.stack([window[plan.read(i)] for i in list(plan.indices())[:runner.batch_size]])
+    first = [window[plan.read(i)] for i in list(plan.indices())[:1]][0]
+    count = runner.batch_for(first.reshape(first.shape[lead:]))
+    tiles = np.stack([window[plan.read(i)] for i in list(plan.indices())[:count]])
     tiles = tiles.reshape(len(tiles), *tiles.shape[1 + lead:])
     err = float(np.abs(runner(tiles) - runner(tiles, precision="fp32")).max())
     runner.tiles_computed -= 2 * len(tiles)

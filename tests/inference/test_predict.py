@@ -178,3 +178,10 @@ def test_a_3d_network_refuses_a_plane():
     with pytest.raises(ValueError, match="3D network predicts volumes"):
         TiledPredictor(net, scale=2, lr_range=(0, 1), hr_range=(0, 1), depth=4
                        ).predict_image(np.zeros((20, 24), np.float32))
+
+
+def test_an_auto_batch_is_four_tiles_on_a_cpu(lr_plane):
+    pred = TiledPredictor(LocalNet().eval(), scale=2, lr_range=RANGE, hr_range=RANGE,
+                          tile_shape=(24, 24), halo=2, batch_size="auto")
+    out = pred.predict_image(lr_plane)
+    assert pred.runner.batch_size == 4 and out.shape == (302, 346)
