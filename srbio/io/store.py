@@ -77,9 +77,12 @@ class PredictionStore:
         self.srbio: dict[str, Any] = dict(attrs.get("srbio", {}))
         multiscales = attrs.get("ome", {}).get("multiscales") or [{}]
         try:
-            self.levels = [self.group[d["path"]] for d in multiscales[0]["datasets"]]
+            levels = [self.group[d["path"]] for d in multiscales[0]["datasets"]]
         except (KeyError, TypeError) as exc:
             raise ValueError(f"{self.path}: not a complete OME-Zarr image ({exc})") from None
+        if not all(isinstance(a, zarr.Array) for a in levels):
+            raise ValueError(f"{self.path}: a multiscale level is not an array")
+        self.levels: list[zarr.Array] = [a for a in levels if isinstance(a, zarr.Array)]
         self.progress = progress_folder(self.path)
         self._blocks: dict[int, list[Region]] = {}
 
@@ -225,7 +228,7 @@ class PredictionStore:
         for i, (crc, *_) in logged.items():
             if i < len(blocks):
                 try:
-                    if checksum(arr[blocks[i]]) == crc:
+                    if checksum(np.asarray(arr[blocks[i]])) == crc:
                         good.add(i)
                 except Exception:  # noqa: BLE001 - a torn block fails to decode: redo it
                     continue

@@ -217,9 +217,10 @@ def zarr_origin(path: str | os.PathLike) -> tuple[float, ...] | None:
     if isinstance(node, zarr.Group):
         _, _, translation, axes = read_ome_zarr_transform(node)
     else:
-        raw = dict(node.attrs).get("origin")
+        attrs: dict[str, Any] = dict(node.attrs)
+        raw = attrs.get("origin")
         translation = tuple(float(v) for v in raw) if raw is not None else None
-        axes = [str(a) for a in dict(node.attrs).get("axes", [])]
+        axes = [str(a) for a in attrs.get("axes", [])]
     if translation is None:
         return None
     if axes and len(axes) == len(translation):

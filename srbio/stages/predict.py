@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from srbio import __version__
 from srbio.config import PredictConfig
 from srbio.core.grid import resample_plane
 from srbio.io import image_origin, open_lazy
@@ -31,6 +30,7 @@ from srbio.io.outputs import claim, remove
 from srbio.io.records import ModelHeader, Prediction, prediction_record_path
 from srbio.io.store import PredictionStore, progress_folder
 from srbio.models.registry import network_info
+from srbio.provenance import provenance
 from srbio.stages.common import as_spacing
 
 log = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ def fingerprint(model_path, input_path, data, sp, origin, cfg: PredictConfig) ->
                                                     "batch_size", "device"})
     payload = {"model": _digest(model_path), "input": str(Path(input_path).resolve()),
                "shape": list(data.shape), "dtype": str(data.dtype), "spacing": list(sp),
-               "origin": list(origin), "settings": settings, "srbio": __version__}
+               "origin": list(origin), "settings": settings, "srbio": provenance()["srbio"]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -270,7 +270,7 @@ def _create_store(output: Path, layout: dict, fp: str, cfg: PredictConfig, predi
     try:
         return PredictionStore.create(
             output, fingerprint=fp, dtype=cfg.dtype, name=name, **layout,
-            metadata={"srbio_version": __version__, "halo": predictor.halo,
+            metadata={"provenance": provenance(), "halo": predictor.halo,
                       "reach": predictor.reach})
     except FileExistsError:
         store = PredictionStore(output)
