@@ -58,8 +58,10 @@ def cast_clipped(values: np.ndarray, dtype: np.dtype | str, *, low: float | None
         return values.astype(dtype), 0, 0
     info = np.iinfo(dtype)
     lo = info.min if low is None else max(info.min, low)
-    n_low, n_high = int((values < lo).sum()), int((values > info.max).sum())
-    return np.clip(np.rint(values), lo, info.max).astype(dtype), n_low, n_high
+    n_low = int(np.count_nonzero(values < lo))
+    n_high = int(np.count_nonzero(values > info.max))
+    out = np.rint(values)
+    return np.clip(out, lo, info.max, out=out).astype(dtype), n_low, n_high
 
 
 def fit_uint16(image: np.ndarray) -> tuple[np.ndarray, float]:

@@ -196,6 +196,7 @@ class Stitcher:
         self.plan = plan
         self.out = np.zeros((*lead, *plan.output_shape), np.float32)
         self._weights = [a.weights() for a in plan.axes]
+        self._ones = [[bool(np.all(w == 1)) for w in axis] for axis in self._weights]
 
     def add(self, index: tuple[int, ...], prediction: np.ndarray) -> None:
         """Add one tile's prediction (the network's output on its read window)."""
@@ -209,7 +210,10 @@ class Stitcher:
                                                 for d in range(len(self.plan.axes))])
             weight = w if weight is None else weight * w
         lead = (slice(None),) * (self.out.ndim - len(self.plan.axes))
-        self.out[(*lead, *dst)] += prediction[(*lead, *src)] * weight
+        if all(ones[i] for ones, i in zip(self._ones, index, strict=True)):
+            self.out[(*lead, *dst)] = prediction[(*lead, *src)]  # no other tile covers these
+        else:
+            self.out[(*lead, *dst)] += prediction[(*lead, *src)] * weight
 
     def result(self) -> np.ndarray:
         """The stitched output region (float32)."""

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from srbio.core.normalise import denormalise, normalise
 from srbio.core.tiling import ITERATE, AxisSettings, Stitcher, TilePlan, input_region, plan_region
 from srbio.io.image import load_pixels
 
@@ -120,8 +119,16 @@ class NetworkRunner:
 
     @torch.inference_mode()
     def _forward(self, x: torch.Tensor, precision: str) -> torch.Tensor:
-        x = x.to(self.device, non_blocking=True)
-        x = x.contiguous(memory_format=self._format(x.ndim))
+        """Raw (N, 1, *spatial) tiles → float32 predictions in HR units, on the device.
+
+        Normalisation and its inverse run on the device too, with the same float32
+        arithmetic as :func:`~srbio.core.normalise.normalise` / ``denormalise``.
+        """
+        x = x.to(self.device, non_blocking=True).float()
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("the input holds NaN or infinite pixels; fix them before predicting")
+        (lo, hi), (out_lo, out_hi) = self.lr_range, self.hr_range
+        x = ((x - lo) / (hi - lo)).contiguous(memory_format=self._format(x.ndim))
         dtype = PRECISIONS[precision]
         total = None
         for k in range(self.tta):
@@ -129,7 +136,9 @@ class NetworkRunner:
                 y = self.model(dihedral(x, k) if k else x)
             y = undo_dihedral(y.float(), k) if k else y.float()
             total = y if total is None else total + y
-        return total / self.tta
+        if self.tta > 1:
+            total = total / self.tta
+        return total * (out_hi - out_lo) + out_lo
 
     def batch_for(self, tile: np.ndarray) -> int:
         """The batch size, measured on the first call for ``auto`` (``tile``: one raw tile)."""
@@ -139,7 +148,7 @@ class NetworkRunner:
                 torch.cuda.synchronize(self.device)
                 base = torch.cuda.memory_allocated(self.device)
                 torch.cuda.reset_peak_memory_stats(self.device)
-                self._forward(torch.from_numpy(normalise(tile[None, None], *self.lr_range)),
+                self._forward(torch.from_numpy(np.ascontiguousarray(tile[None, None])),
                               self.precision)
                 per_tile = max(1, torch.cuda.max_memory_allocated(self.device) - base)
                 free = torch.cuda.mem_get_info(self.device)[0]
@@ -149,14 +158,15 @@ class NetworkRunner:
         return self.batch_size
 
     def __call__(self, tiles: np.ndarray, *, precision: str | None = None) -> np.ndarray:
-        """Predict raw tiles (N, *spatial) → float32 (N, *spatial × factors) in HR units."""
-        if not np.isfinite(tiles).all():
-            raise ValueError("the input holds NaN or infinite pixels; fix them before predicting")
+        """Predict raw tiles (N, *spatial) → float32 (N, *spatial × factors) in HR units.
+
+        ``tiles`` may be of any dtype torch reads (uint8, uint16, float32, …).
+        """
         self.batch_for(tiles[0])
         out = []
         start = 0
         while start < len(tiles):
-            batch = normalise(tiles[start:start + self.batch_size], *self.lr_range)
+            batch = tiles[start:start + self.batch_size]
             try:
                 y = self._forward(torch.from_numpy(np.ascontiguousarray(batch[:, None])),
                                   precision or self.precision)
@@ -167,10 +177,10 @@ class NetworkRunner:
                 self.batch_size //= 2
                 log.warning("out of device memory: batch size halved to %d", self.batch_size)
                 continue
-            out.append(denormalise(y.cpu().numpy()[:, 0], *self.hr_range))
+            out.append(y.cpu().numpy()[:, 0])
             start += len(batch)
         self.tiles_computed += len(tiles)
-        return np.concatenate(out).astype(np.float32, copy=False)
+        return out[0] if len(out) == 1 else np.concatenate(out)
 
 
 @dataclass
@@ -270,7 +280,7 @@ class TiledPredictor:
         plan = self.plan(shape, region)
         window = load_pixels(source[plan.window],
                              source=f"input window {[(s.start, s.stop) for s in plan.window]}")
-        return plan, np.asarray(window, np.float32)
+        return plan, np.asarray(window)
 
     def compute(self, plan: TilePlan, window: np.ndarray) -> Chunk:
         """Predict the tiles of ``plan`` from its input ``window`` and stitch them."""

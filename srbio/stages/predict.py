@@ -36,25 +36,28 @@ from srbio.stages.common import as_spacing
 log = logging.getLogger(__name__)
 
 
-class ResampledVolume:
-    """A lazily read volume resampled plane by plane onto new lateral pixel counts.
+class PlaneCache:
+    """A lazily read volume whose planes are decoded whole, optionally resampled, and kept.
 
-    Indexed like a numpy array (slices); the planes a read touches are resampled whole and the
-    most recent ones kept, so the blocks of one plane or slab resample it once.
+    For inputs stored a whole plane per chunk (TIFF pages), where reading a block's window
+    would decode the whole plane again for every block, and for inputs resampled onto the
+    training pixel size (``lateral``: new pixel counts per plane). Indexed like a numpy
+    array; the ``keep`` most recent planes are kept (a slab of a 3D network).
     """
 
-    def __init__(self, data, lateral: tuple[int, int], *, keep: int = 4) -> None:
-        self.data, self.lateral = data, lateral
-        self.shape = (*data.shape[:-2], *lateral)
-        self.ndim, self.dtype = data.ndim, np.dtype(np.float32)
+    def __init__(self, data, *, keep: int = 2, lateral: tuple[int, int] | None = None) -> None:
+        self.data, self.lateral, self._keep = data, lateral, keep
+        self.shape = (*data.shape[:-2], *(lateral or data.shape[-2:]))
+        self.ndim = data.ndim
+        self.dtype = np.dtype(np.float32) if lateral else np.dtype(data.dtype)
         self._planes: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._keep = keep
 
     def plane(self, z: int) -> np.ndarray:
-        """The resampled plane ``z`` (0 for a 2D volume)."""
+        """Plane ``z`` (0 for a 2D volume), decoded (and resampled) once while kept."""
         if z not in self._planes:
             src = self.data[z] if self.ndim == 3 else self.data
-            self._planes[z] = resample_plane(load_pixels(src, source=f"plane {z}"), self.lateral)
+            plane = load_pixels(src, source=f"plane {z}")
+            self._planes[z] = resample_plane(plane, self.lateral) if self.lateral else plane
             while len(self._planes) > self._keep:
                 self._planes.popitem(last=False)
         self._planes.move_to_end(z)
@@ -69,8 +72,15 @@ class ResampledVolume:
         if isinstance(z, int | np.integer):
             return self.plane(int(z))[lateral]
         planes = range(*z.indices(self.shape[0]))
-        return np.stack([self.plane(i)[lateral] for i in planes]) if len(planes) else \
-            np.zeros((0, *self.plane(0)[lateral].shape), np.float32)
+        if not len(planes):
+            return np.zeros((0, *self.plane(0)[lateral].shape), self.dtype)
+        return np.stack([self.plane(i)[lateral] for i in planes])
+
+
+def _whole_planes(data) -> bool:
+    """Whether a lazily opened input is stored a whole plane per chunk (dask chunks)."""
+    chunks = getattr(data, "chunks", None)
+    return bool(chunks) and len(chunks[-2]) == 1 and len(chunks[-1]) == 1
 
 
 def _training_grid(data, sp: tuple[float, ...], origin: tuple[float, ...], header: ModelHeader,
@@ -99,7 +109,7 @@ def _training_grid(data, sp: tuple[float, ...], origin: tuple[float, ...], heade
                 lateral)
     new_sp = tuple(n * s / m for n, s, m in zip(data.shape[-2:], sp[-2:], lateral, strict=True))
     moved = tuple(o - s / 2 + t / 2 for o, s, t in zip(origin[-2:], sp[-2:], new_sp, strict=True))
-    return (ResampledVolume(data, lateral, keep=keep), (*sp[:-2], *new_sp),
+    return (PlaneCache(data, lateral=lateral, keep=keep), (*sp[:-2], *new_sp),
             (*origin[:-2], *moved), list(sp))
 
 
@@ -152,8 +162,11 @@ def _input(job: PredictJob, header: ModelHeader):
                          f"predicts volumes (zyx); this input has shape {data.shape}")
     origin = image_origin(job.input, data.ndim)
     keep = job.cfg.tile_depth + 2 * job.cfg.depth_margin + 1 if dims == 3 else 2
-    return _training_grid(data, sp, origin, header, resample=job.cfg.resample, source=job.input,
-                          keep=keep)
+    data, sp, origin, resampled_from = _training_grid(
+        data, sp, origin, header, resample=job.cfg.resample, source=job.input, keep=keep)
+    if resampled_from is None and _whole_planes(data):  # decode each plane once, not per block
+        data = PlaneCache(data, keep=keep)
+    return data, sp, origin, resampled_from
 
 
 def _predictor(model, header: ModelHeader, cfg: PredictConfig, device, halo: int):

@@ -20,7 +20,7 @@ from srbio.io.modelfile import save_model_file
 from srbio.io.records import ModelHeader, NetworkSpec, Normalisation, PixelSizes, Prediction, Range
 from srbio.io.store import PredictionStore, progress_folder
 from srbio.models import build_network
-from srbio.stages.predict import ResampledVolume, run_predict
+from srbio.stages.predict import PlaneCache, run_predict
 
 # small blocks so that a small real volume has many of them
 CFG = PredictConfig(tile_shape=(40, 40), overlap=4, chunk=32, shard=64)
@@ -247,7 +247,7 @@ def test_a_3d_network_predicts_a_resampled_volume_through_the_store(tmp_path, sa
     assert rec.output_shape == [7, 180, 210]
     # the same as predicting the resampled volume in memory with the same plan
     net, header = load_model(model3d)
-    vol = ResampledVolume(coarse, (90, 105))
+    vol = PlaneCache(coarse, lateral=(90, 105), keep=5)
     pred = TiledPredictor(net, scale=2, lr_range=header.normalisation.lr.pair,
                           hr_range=header.normalisation.hr.pair, tile_shape=(40, 40),
                           overlap=2, halo=rec.halo, depth=3, depth_margin=1)
@@ -265,9 +265,12 @@ def test_a_3d_model_refuses_a_plane_naming_the_file(tmp_path, sample, model3d):
     assert not (tmp_path / "p.ome.zarr").exists()
 
 
-def test_resampled_volume_slices_like_an_array(sample):
+def test_a_plane_cache_slices_like_an_array(sample):
     image, _ = sample
-    vol = ResampledVolume(image[:5, :40, :50], (20, 25))
+    plain = PlaneCache(image[:5, :40, :50])
+    np.testing.assert_array_equal(plain[1:4, 2:9, 3:20], image[1:4, 2:9, 3:20])
+    assert plain.dtype == np.uint16 and len(plain._planes) == 2  # keeps the last two planes
+    vol = PlaneCache(image[:5, :40, :50], lateral=(20, 25))
     whole = np.stack([vol.plane(z) for z in range(5)])
     np.testing.assert_array_equal(vol[1:4, 2:9, 3:20], whole[1:4, 2:9, 3:20])
     np.testing.assert_array_equal(vol[2], whole[2])
