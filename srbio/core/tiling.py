@@ -107,8 +107,9 @@ def plan_axis(start: int, stop: int, length: int, settings: AxisSettings) -> Axi
 
     As few tiles as the kept size ``tile - 2*halo`` allows, all kept parts of one size (so the
     tiles of a region batch together), consecutive ones overlapping by at least ``overlap``.
-    Every read window has the same size, ``min(kept + 2*halo, length)``; at the ends of the
-    axis a window shifts inwards, so a kept pixel always has ``halo`` pixels of real context
+    Every read window has the same size, at least ``tile`` (a narrow region at the end of an
+    axis still gets a whole tile of context) and at most ``length``; at the ends of the axis
+    a window shifts inwards, so a kept pixel always has ``halo`` pixels of real context
     on every side, or the end of the axis (where the whole-input prediction pads too).
     """
     if not 0 <= start < stop <= length:
@@ -120,7 +121,7 @@ def plan_axis(start: int, stop: int, length: int, settings: AxisSettings) -> Axi
     else:
         count = math.ceil((size - ov) / (most - ov))
         kept = math.ceil((size + (count - 1) * ov) / count)
-    window = min(kept + 2 * settings.halo, length)
+    window = min(max(kept + 2 * settings.halo, settings.tile), length)  # narrow regions too
     tiles = []
     for i in range(count):
         k0 = start + (i * (size - kept)) // (count - 1) if count > 1 else start

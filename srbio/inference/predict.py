@@ -282,18 +282,23 @@ class TiledPredictor:
                              source=f"input window {[(s.start, s.stop) for s in plan.window]}")
         return plan, np.asarray(window)
 
+    def tiles(self, plan: TilePlan, window: np.ndarray, indices: list[tuple[int, ...]]
+              ) -> np.ndarray:
+        """The network inputs of some tiles of ``plan``: (N, *the network's axes)."""
+        lead = window.ndim - self.net_dims
+        tiles = np.stack([window[plan.read(idx)] for idx in indices])
+        return tiles.reshape(len(indices), *tiles.shape[1 + lead:])
+
     def compute(self, plan: TilePlan, window: np.ndarray) -> Chunk:
         """Predict the tiles of ``plan`` from its input ``window`` and stitch them."""
         stitcher = Stitcher(plan)
         lead = window.ndim - self.net_dims
         indices = list(plan.indices())
-        first = window[plan.read(indices[0])]
-        step = self.runner.batch_for(first.reshape(first.shape[lead:]))
+        step = self.runner.batch_for(self.tiles(plan, window, indices[:1])[0])
         for i in range(0, len(indices), step):
             group = indices[i:i + step]
-            tiles = np.stack([window[plan.read(idx)] for idx in group])
-            tiles = tiles.reshape(len(group), *tiles.shape[1 + lead:])
-            for idx, pred in zip(group, self.runner(tiles), strict=True):
+            for idx, pred in zip(group, self.runner(self.tiles(plan, window, group)),
+                                 strict=True):
                 stitcher.add(idx, pred.reshape((1,) * lead + pred.shape))
         return Chunk(stitcher.result(), float(window.min()), float(window.max()), len(indices))
 
@@ -311,18 +316,13 @@ class TiledPredictor:
         out = self.output_shape(image.shape)
         return self.predict_chunk(image, tuple(slice(0, n) for n in out)).data
 
-    def predict_plane(self, plane: np.ndarray) -> np.ndarray:
-        """Predict a whole in-memory 2D plane."""
-        if np.ndim(plane) != 2:
-            raise ValueError(f"predict_plane expects a 2D plane, got shape {np.shape(plane)}")
-        return self.predict_image(plane)
-
 
 def receptive_field(model: torch.nn.Module, *, dims: int = 2, device: torch.device | str = "cpu",
                     cap: int = 48, z_cap: int = 8, threshold: float = 1e-3) -> tuple[int, int]:
     """Measure how far (input pixels) a network's output looks: ``(lateral, z)``.
 
-    The gradient of the centre output pixel with respect to a random input of ``2*cap + 1``
+    The gradient of the outputs of the centre input pixel with respect to a random input of
+    ``2*cap + 1``
     pixels a side (``2*z_cap + 1`` planes in 3D) is taken; the reach is the largest distance
     from the centre at which it exceeds ``threshold`` times its maximum. Networks that pool
     over their whole input (channel attention) have a small gradient everywhere: that part
@@ -339,8 +339,11 @@ def receptive_field(model: torch.nn.Module, *, dims: int = 2, device: torch.devi
     try:
         with torch.enable_grad():
             y = model(x)
-            centre = tuple(n // 2 for n in y.shape[2:])
-            y[(0, 0, *centre)].backward()
+            # every output pixel of the centre input pixel (s × s of them, and z_scale in z):
+            # at odd scales one alone may miss the neighbour the others interpolate from
+            centre = tuple(slice((n // 2) * (m // n), (n // 2 + 1) * (m // n))
+                           for n, m in zip(x.shape[2:], y.shape[2:], strict=True))
+            y[(0, 0, *centre)].sum().backward()
     finally:
         model.train(was_training)
     g = x.grad.abs()[0, 0].cpu().numpy()
@@ -349,18 +352,23 @@ def receptive_field(model: torch.nn.Module, *, dims: int = 2, device: torch.devi
     reach = np.abs(strong - mid).max(axis=0)
     lat, z = int(reach[-2:].max()), int(reach[0]) if dims == 3 else 0
     if lat >= cap or (dims == 3 and z >= z_cap):
-        log.warning("the network's receptive field reaches the %d-pixel probe (%d planes): "
-                    "tiles cannot be exact; a halo of %d is used", cap, z_cap, cap)
+        log.warning("the network's receptive field reaches the edge of the %d-pixel (%d-plane) "
+                    "probe: it may look further, and tiles may not be exact", cap, z_cap)
     return min(lat, cap), min(z, z_cap)
 
 
 def halo_for(model: torch.nn.Module, halo: int | str, *, dims: int, device,
-             tile_shape: tuple[int, int], overlap: int) -> tuple[int, int]:
+             tile_shape: tuple[int, int], overlap: int, depth_margin: int = 0
+             ) -> tuple[int, int]:
     """The lateral halo and measured reach: ``halo`` itself, or the measured reach (``auto``).
 
-    An ``auto`` halo is limited so each tile keeps at least half its size.
+    An ``auto`` halo is limited so each tile keeps at least half its size. A 3D network
+    reaching further in z than ``depth_margin`` planes gets a warning.
     """
-    lat, _ = receptive_field(model, dims=dims, device=device)
+    lat, z = receptive_field(model, dims=dims, device=device)
+    if dims == 3 and z > depth_margin:
+        log.warning("the network reaches %d planes in z, more than depth_margin %d: slabs may "
+                    "show seams in z (raise predict.depth_margin to %d)", z, depth_margin, z)
     if halo != "auto":
         return int(halo), lat
     most = max(0, (min(tile_shape) // 2 - overlap) // 2)

@@ -136,15 +136,20 @@ def run_workers(factory: Callable[[], Job], todo: Sequence[int], *, workers: int
     CPU threads are shared out between the workers; on a machine with several CUDA devices the
     factory picks one per worker (``SRBIO_WORKER`` is the worker's number).
     """
-    threads = max(1, len(os.sched_getaffinity(0)) // workers)  # the CPUs this job may use
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = max(1, (cpus or 1) // workers)  # the CPUs this job may use
     stats, pixels, start = RunStats(), [0], time.perf_counter()
     ctx = multiprocessing.get_context("spawn")  # fork after OpenMP/CUDA start is unsafe
     counter = ctx.Value("i", 0)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_numbered,
                              initargs=(factory, threads, counter)) as pool:
         futures = [pool.submit(_work, i) for i in todo]
-        for f in as_completed(futures):
-            _tick(bar, stats, f.result(), pixels, start)
+        try:
+            for f in as_completed(futures):
+                _tick(bar, stats, f.result(), pixels, start)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # blocks not started are dropped
+            raise
     return stats
 
 
@@ -180,7 +185,8 @@ def build_pyramid(store: PredictionStore, *, progress: bool = True) -> int:
     for level in range(1, len(store.levels)):
         finer, arr = store.levels[level - 1], store.levels[level]
         blocks = store.blocks(level)
-        todo = [i for i in range(len(blocks)) if i not in store.finished(level)]
+        done = store.finished(level)
+        todo = [i for i in range(len(blocks)) if i not in done]
         for i in tqdm(todo, desc=f"pyramid level {level}", unit="block",
                       disable=not progress or not todo):
             region = blocks[i]

@@ -7,7 +7,8 @@ every level, and srbio's attributes (``srbio.output = "predict"``, the job's ``f
 *blocks*: a shard when the arrays are sharded, else a chunk, so no two writers ever touch the
 same file.
 
-Progress lives beside the store, in ``.<name>.progress/``: every process appends
+Progress lives beside the store, in ``.<name>.progress/<store id>/`` (a store made later at
+the same path never reads an older one's logs): every process appends
 ``<level> <block> <crc32>`` lines to a log of its own after a block is written whole. A block
 without its line (a kill while writing) is redone; a block whose pixels no longer match its
 checksum is redone too. When the store is complete its record is written into its attributes
@@ -21,8 +22,9 @@ import json
 import math
 import os
 import socket
+import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +85,8 @@ class PredictionStore:
         if not all(isinstance(a, zarr.Array) for a in levels):
             raise ValueError(f"{self.path}: a multiscale level is not an array")
         self.levels: list[zarr.Array] = [a for a in levels if isinstance(a, zarr.Array)]
-        self.progress = progress_folder(self.path)
+        # this store's own logs: a store created later at the same path never reads them
+        self.progress = progress_folder(self.path) / str(self.srbio.get("store_id", "none"))
         self._blocks: dict[int, list[Region]] = {}
 
     # ------------------------------------------------------------------ creation
@@ -128,7 +131,8 @@ class PredictionStore:
             cls._build(tmp, shape=shape, dtype=dtype, chunks=chunks, shards=shards,
                        spacing=spacing, translation=translation, name=name,
                        srbio={"output": "predict", "status": "incomplete",
-                              "fingerprint": fingerprint, **(metadata or {})})
+                              "fingerprint": fingerprint, "store_id": uuid.uuid4().hex,
+                              **(metadata or {})})
             try:
                 os.rename(tmp, path)  # fails when another creator won (a non-empty folder)
             except OSError as exc:
@@ -200,9 +204,9 @@ class PredictionStore:
         coords = [str(r.start // b) for r, b in zip(region, shape, strict=True)]
         return self.path.joinpath(str(level), "c", *coords)
 
-    def _logged(self, level: int) -> dict[int, list[int]]:
-        """Block → ``[crc, *counts]`` of every line logged for ``level`` (the last line wins)."""
-        logged: dict[int, list[int]] = {}
+    def _logged(self, level: int) -> dict[int, list[list[int]]]:
+        """Block → every ``[crc, *counts]`` logged for it at ``level`` (torn lines skipped)."""
+        logged: dict[int, list[list[int]]] = {}
         if not self.progress.is_dir():
             return logged
         for log in sorted(self.progress.glob("*.log")):
@@ -212,31 +216,41 @@ class PredictionStore:
                         or int(parts[0]) != level or not all(p.isdigit() for p in parts[3:]):
                     continue  # another level, or a line torn by a kill
                 try:
-                    logged[int(parts[1])] = [int(parts[2], 16), *map(int, parts[3:])]
+                    entry = [int(parts[2], 16), *map(int, parts[3:])]
                 except ValueError:
                     continue
+                logged.setdefault(int(parts[1]), []).append(entry)
         return logged
 
-    def finished(self, level: int = 0, *, verify: bool = True) -> set[int]:
-        """Indices of the blocks of ``level`` written whole (checked against their checksum)."""
+    def finished(self, level: int = 0, *, verify: bool = True,
+                 among: Iterable[int] | None = None) -> set[int]:
+        """Indices of the blocks of ``level`` written whole (checked against their checksum).
+
+        A block counts when its pixels match one of the checksums logged for it. ``among``
+        limits the check to those blocks (a ``--part`` job's share).
+        """
         logged = self._logged(level)
+        if among is not None:
+            wanted = set(among)
+            logged = {i: v for i, v in logged.items() if i in wanted}
         if not verify:
             return set(logged)
         blocks = self.blocks(level)
         arr = self.levels[level]
         good = set()
-        for i, (crc, *_) in logged.items():
+        for i, entries in logged.items():
             if i < len(blocks):
                 try:
-                    if checksum(np.asarray(arr[blocks[i]])) == crc:
-                        good.add(i)
+                    crc = checksum(np.asarray(arr[blocks[i]]))
                 except Exception:  # noqa: BLE001 - a torn block fails to decode: redo it
                     continue
+                if any(e[0] == crc for e in entries):
+                    good.add(i)
         return good
 
     def counts(self, level: int = 0) -> list[int]:
         """The per-block counts logged with :meth:`write_block`, summed over every block."""
-        rows = [v[1:] for v in self._logged(level).values()]
+        rows = [v[-1][1:] for v in self._logged(level).values()]
         return [sum(col) for col in zip(*rows, strict=False)] if rows else []
 
     def write_block(self, level: int, index: int, data: np.ndarray,
@@ -249,7 +263,7 @@ class PredictionStore:
         # would otherwise be read back and merged)
         self.block_file(level, index).unlink(missing_ok=True)
         arr[region] = data
-        self.progress.mkdir(exist_ok=True)
+        self.progress.mkdir(parents=True, exist_ok=True)
         log = self.progress / f"{socket.gethostname()}-{os.getpid()}.log"
         with log.open("a") as f:
             f.write(" ".join([str(level), str(index), f"{checksum(data):08x}",
@@ -259,7 +273,7 @@ class PredictionStore:
 
     def write_summary(self, name: str, values: dict) -> None:
         """Keep a run's summary (e.g. of one ``--part``) with the progress logs."""
-        self.progress.mkdir(exist_ok=True)
+        self.progress.mkdir(parents=True, exist_ok=True)
         tmp = self.progress / f".{name}.json.tmp-{os.getpid()}"
         tmp.write_text(json.dumps(values))
         os.replace(tmp, self.progress / f"{name}.json")
@@ -273,7 +287,7 @@ class PredictionStore:
     def complete(self, record: dict) -> None:
         """Store the prediction record in the attributes and drop the progress logs."""
         self.set_attrs({"prediction": record, "status": "complete"})
-        remove(self.progress)
+        remove(progress_folder(self.path))
 
 
 def level_mean(block: np.ndarray, dtype: np.dtype) -> np.ndarray:

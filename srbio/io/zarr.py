@@ -177,6 +177,11 @@ def read_ome_zarr_transform(group: zarr.Group) -> tuple[str, tuple[float, ...] |
     axes = [a["name"] if isinstance(a, dict) else str(a) for a in raw_axes]
     scale, translation = _transforms(dataset.get("coordinateTransformations", []))
     ms_scale, ms_translation = _transforms(first.get("coordinateTransformations", []))
+    lengths = {len(v) for v in (scale, translation, ms_scale, ms_translation) if v is not None}
+    if len(lengths | ({len(axes)} if axes else set())) > 1:
+        raise ValueError(f"{source}: its coordinateTransformations ({scale}, {translation}, "
+                         f"multiscale {ms_scale}, {ms_translation}) do not all have one value "
+                         f"per axis ({axes})")
     if ms_scale is not None:
         scale = ms_scale if scale is None else tuple(a * b for a, b in zip(scale, ms_scale,
                                                                           strict=True))

@@ -191,7 +191,8 @@ def build_predictor(model, header: ModelHeader, cfg: PredictConfig, device):
     from srbio.inference import halo_for
 
     halo, reach = halo_for(model, cfg.halo, dims=network_info(header.network.name).dims,
-                           device=device, tile_shape=cfg.tile_shape, overlap=cfg.overlap)
+                           device=device, tile_shape=cfg.tile_shape, overlap=cfg.overlap,
+                           depth_margin=cfg.depth_margin)
     predictor = _predictor(model, header, cfg, device, halo)
     predictor.reach = reach
     return predictor
@@ -212,18 +213,33 @@ def _digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _stamp(path: str | os.PathLike) -> list:
+    """Size and modification time of a file, or of a zarr store's metadata files.
+
+    A rewritten input gets another fingerprint, so its new pixels are never mixed into a
+    store begun on the old ones. (Chunks of a zarr rewritten in place, metadata untouched,
+    are not noticed: that would need every chunk file.)
+    """
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(
+        p for pattern in ("zarr.json", "*/zarr.json", ".z*", "*/.z*") for p in path.glob(pattern))
+    return [[str(f.relative_to(path)) if f != path else "", f.stat().st_size,
+             f.stat().st_mtime_ns] for f in files]
+
+
 def fingerprint(model_path, input_path, data, sp, origin, cfg: PredictConfig) -> str:
     """A digest of what decides the output's pixels: model, input, settings, srbio version.
 
-    The model file's bytes are hashed; the input by its path, shape, dtype, pixel size and
-    position. Settings that do not change pixels (workers, parts, batch size, device) are left
-    out, so a rerun may change them. An ``auto`` halo enters as ``auto``: the value measured
-    when the store was created is kept in the store and used by every later run, whatever its
-    device.
+    The model file's bytes are hashed; the input by its path, size and modification time
+    (:func:`_stamp`), shape, dtype, pixel size and position. Settings that do not change
+    pixels (workers, parts, batch size, device) are left out, so a rerun may change them.
+    An ``auto`` halo enters as ``auto``: the value measured when the store was created is
+    kept in the store and used by every later run, whatever its device.
     """
     settings = cfg.model_dump(mode="json", exclude={"volumes", "model", "workers", "parts",
                                                     "batch_size", "device"})
     payload = {"model": _digest(model_path), "input": str(Path(input_path).resolve()),
+               "stamp": _stamp(input_path),
                "shape": list(data.shape), "dtype": str(data.dtype), "spacing": list(sp),
                "origin": list(origin), "settings": settings, "srbio": provenance()["srbio"]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
@@ -255,22 +271,22 @@ def _existing_store(output: Path, fp: str, *, overwrite: bool, may_replace: bool
                     ) -> PredictionStore | None:
     """The store of this job at ``output`` to resume (or complete already), or None.
 
-    Another job's store is refused, or removed with ``overwrite`` (never by a ``--part``);
-    with ``overwrite`` a complete store of this job is removed too (recomputed).
+    Another job's store is refused, or removed with ``overwrite`` (never by a ``--part``).
+    A complete store of this job is kept whatever ``overwrite`` says: the same job would
+    write the same bytes (delete it to recompute).
     """
     if not output.exists():
         return None
     store = PredictionStore(output)
-    if store.fingerprint == fp and not (store.record is not None and overwrite and may_replace):
-        return store
+    if store.fingerprint == fp:
+        return store  # resume it, or nothing to do when it is complete
     if not (overwrite and may_replace):
         hint = ("pass --overwrite to replace it" if may_replace else
                 "run the job without --part first (or the workflow's init step) to replace it")
         raise ValueError(f"{output}: holds the prediction of another job (its fingerprint "
                          f"{store.fingerprint} is not this job's {fp}: model, input or "
                          f"settings differ); {hint} (nothing was changed)")
-    log.info("%s: replacing %s", output, "an earlier prediction of this job" if
-             store.fingerprint == fp else "the prediction of another job")
+    log.info("%s: replacing the prediction of another job", output)
     prediction_record_path(output).unlink(missing_ok=True)
     remove(progress_folder(output))
     remove(output)
@@ -278,19 +294,22 @@ def _existing_store(output: Path, fp: str, *, overwrite: bool, may_replace: bool
 
 
 def _create_store(output: Path, layout: dict, fp: str, cfg: PredictConfig, predictor, *,
-                  name: str) -> PredictionStore:
-    """Create this job's store, or open the one a parallel ``--part`` job created first."""
+                  name: str) -> tuple[PredictionStore, bool]:
+    """Create this job's store, or open the one a parallel ``--part`` job created first.
+
+    Returns the store and whether this call created it.
+    """
     try:
         return PredictionStore.create(
             output, fingerprint=fp, dtype=cfg.dtype, name=name, **layout,
             metadata={"provenance": provenance(), "halo": predictor.halo,
-                      "reach": predictor.reach})
+                      "reach": predictor.reach}), True
     except FileExistsError:
         store = PredictionStore(output)
         if store.fingerprint != fp:
             raise ValueError(f"{output}: another job created a store here meanwhile "
                              f"(fingerprint {store.fingerprint}, not {fp})") from None
-        return store
+        return store, False
 
 
 def _precision_error(predictor, source, store: PredictionStore, index: int
@@ -300,11 +319,7 @@ def _precision_error(predictor, source, store: PredictionStore, index: int
     if runner.precision == "fp32":
         return None, None
     plan, window = predictor.read(source, store.blocks(0)[index])
-    lead = window.ndim - predictor.net_dims
-    first = [window[plan.read(i)] for i in list(plan.indices())[:1]][0]
-    count = runner.batch_for(first.reshape(first.shape[lead:]))
-    tiles = np.stack([window[plan.read(i)] for i in list(plan.indices())[:count]])
-    tiles = tiles.reshape(len(tiles), *tiles.shape[1 + lead:])
+    tiles = predictor.tiles(plan, window, list(plan.indices())[:max(1, runner.batch_size or 1)])
     err = float(np.abs(runner(tiles) - runner(tiles, precision="fp32")).max())
     runner.tiles_computed -= 2 * len(tiles)
     span = runner.hr_range[1] - runner.hr_range[0]
@@ -359,14 +374,13 @@ def _open(model_path, input_path, output: Path, cfg: PredictConfig, *, spacing,
     data, sp, origin, resampled_from = _input(job, header)
     fp = fingerprint(model_path, input_path, data, sp, origin, cfg)
     store = _existing_store(output, fp, overwrite=overwrite, may_replace=may_replace)
-    created = store is None
+    created = False
     if store is None:
         predictor = build_predictor(model, header, cfg, device)  # measures an auto halo
         layout = _layout(predictor, tuple(data.shape), sp, origin, cfg)
-        store = _create_store(output, layout, fp, cfg, predictor, name=Path(input_path).name)
-    if store.srbio.get("halo") is None:
-        raise ValueError(f"{output}: a prediction store without its halo (written by an older "
-                         f"srbio); delete it or pass --overwrite")
+        store, created = _create_store(output, layout, fp, cfg, predictor,
+                                       name=Path(input_path).name)
+        created = created and may_replace  # a --part job never removes a shared store
     predictor = _predictor(model, header, cfg, device, int(store.srbio["halo"]))
     predictor.reach = store.srbio.get("reach")
     layout = _layout(predictor, tuple(data.shape), sp, origin, cfg)
@@ -431,7 +445,7 @@ def _compute(job: _Opened, part: tuple[int, int] | None, *, progress: bool, inpu
 
     store, cfg = job.store, job.job.cfg
     share = part_blocks(len(store.blocks(0)), part)
-    finished = store.finished(0)
+    finished = store.finished(0, among=share)
     todo = [i for i in share if i not in finished]
     if len(todo) < len(share):
         log.info("resuming: %d of %d blocks already finished", len(share) - len(todo),

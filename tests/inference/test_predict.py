@@ -47,6 +47,8 @@ def lr_plane(sample):
 
 def test_the_reach_of_local_networks_is_measured_exactly():
     assert receptive_field(LocalNet()) == (2, 0)
+    # at an odd scale, some output pixels interpolate from the neighbouring input pixel
+    assert receptive_field(nn.Upsample(scale_factor=3, mode="bilinear")) == (1, 0)
     assert receptive_field(LocalNet3D(), dims=3) == (2, 1)
     assert receptive_field(nn.Upsample(scale_factor=2)) == (0, 0)
 
@@ -185,3 +187,13 @@ def test_an_auto_batch_is_four_tiles_on_a_cpu(lr_plane):
                           tile_shape=(24, 24), halo=2, batch_size="auto")
     out = pred.predict_image(lr_plane)
     assert pred.runner.batch_size == 4 and out.shape == (302, 346)
+
+
+def test_a_narrow_region_at_the_end_still_reads_a_whole_tile(lr_plane):
+    """RLFN needs 15 px: the last 1-px-wide block of a plane must not give it less."""
+    torch.manual_seed(0)
+    net = build_network("rlfn", scale=2, preset="ntire").eval()
+    pred = TiledPredictor(net, scale=2, lr_range=RANGE, hr_range=RANGE, tile_shape=(24, 24),
+                          halo=2, overlap=0)
+    region = (slice(0, 48), slice(344, 346))  # the last LR column of a 173-px-wide plane
+    assert pred.predict_chunk(lr_plane, region).data.shape == (48, 2)

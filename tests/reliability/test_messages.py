@@ -28,7 +28,7 @@ def test_a_truncated_compressed_tiff_is_named_not_a_zlib_traceback(tmp_path, lr)
         read_image(cut)
 
 
-def test_a_truncated_tiff_through_predict_exits_2_and_leaves_nothing(srbio, tmp_path, lr, model):
+def test_a_truncated_tiff_through_predict_exits_2_and_leaves_no_complete_output(srbio, tmp_path, lr, model):
     data = lr.read_bytes()
     cut = tmp_path / "cut.tif"
     cut.write_bytes(data[: int(len(data) * 0.6)])

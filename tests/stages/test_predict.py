@@ -275,3 +275,45 @@ def test_a_plane_cache_slices_like_an_array(sample):
     np.testing.assert_array_equal(vol[1:4, 2:9, 3:20], whole[1:4, 2:9, 3:20])
     np.testing.assert_array_equal(vol[2], whole[2])
     assert vol.shape == (5, 20, 25)
+
+
+def test_a_new_store_never_reads_the_logs_of_a_deleted_one(tmp_path, job, reference):
+    import shutil
+
+    rec, expected = reference
+    out = tmp_path / "s.ome.zarr"
+    run_predict(job["model"], job["input"], out, CFG, progress=False, part=(1, 2))
+    shutil.rmtree(out)  # the user deletes the store; its hidden progress folder stays
+    assert progress_folder(out).exists()
+    again = run_predict(job["model"], job["input"], out, CFG, progress=False)
+    assert again.blocks_computed == rec.blocks
+    for a, b in zip(_levels(out), expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_rewritten_input_is_another_job(tmp_path, job):
+    src = tmp_path / "in.tif"
+    image, sp = open_lazy(job["input"])
+    write_tiff(src, np.asarray(image), spacing=sp)
+    out = tmp_path / "o.ome.zarr"
+    run_predict(job["model"], src, out, CFG, progress=False, part=(1, 2))
+    time.sleep(0.01)
+    write_tiff(src, np.asarray(image)[:, ::-1].copy(), spacing=sp)  # same shape, new pixels
+    with pytest.raises(ValueError, match="holds the prediction of another job"):
+        run_predict(job["model"], src, out, CFG, progress=False, part=(2, 2))
+
+
+def test_a_failing_part_never_removes_the_shared_store(tmp_path, job, monkeypatch):
+    out = tmp_path / "f.ome.zarr"
+    from srbio.inference import schedule
+
+    def broken(*args, **kwargs):
+        raise ValueError("simulated failure")
+
+    monkeypatch.setattr(schedule, "predict_store", broken)
+    with pytest.raises(ValueError, match="simulated failure"):
+        run_predict(job["model"], job["input"], out, CFG, progress=False, part=(1, 2))
+    assert out.exists()  # another part may be writing it
+    with pytest.raises(ValueError, match="simulated failure"):
+        run_predict(job["model"], job["input"], tmp_path / "g.ome.zarr", CFG, progress=False)
+    assert not (tmp_path / "g.ome.zarr").exists()  # a whole run removes what it never wrote
