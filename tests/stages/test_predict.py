@@ -199,7 +199,7 @@ def test_sigkill_then_the_same_command_finishes_with_the_same_bytes(tmp_path, jo
     logs = progress_folder(out)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        done = sum(len(p.read_text().splitlines()) for p in logs.glob("*.log")) \
+        done = sum(len(p.read_text().splitlines()) for p in logs.rglob("*.log")) \
             if logs.exists() else 0
         if done >= rec.blocks // 3:
             os.kill(proc.pid, signal.SIGKILL)
