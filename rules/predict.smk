@@ -82,7 +82,7 @@ else:
             runtime=240,
         shell:
             "OMP_NUM_THREADS={threads} python -m srbio predict "
-            "--part {wildcards.part}/{params.parts} --model {input.model:q} "
+            "--part {wildcards.part:q}/{params.parts} --model {input.model:q} "
             "--input {input.volume:q} --output {params.store:q} --settings {params.settings:q} "
             "{params.spacing} {params.chunks} --quiet > {log:q} 2>&1 && touch {output:q}"
 

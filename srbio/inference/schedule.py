@@ -124,7 +124,8 @@ def _init_worker(factory: Callable[[], Job], threads: int) -> None:
 
 
 def _work(index: int) -> BlockResult:
-    assert _WORKER is not None, "worker used before its initialiser ran"
+    if _WORKER is None:
+        raise RuntimeError("a prediction worker was used before its initialiser ran")
     predictor, source, store = _WORKER
     return predict_block(predictor, source, store, index)
 
