@@ -275,6 +275,8 @@ def _existing_store(output: Path, fp: str, *, overwrite: bool, may_replace: bool
     A complete store of this job is kept whatever ``overwrite`` says: the same job would
     write the same bytes (delete it to recompute).
     """
+    if output.is_dir() and not any(output.iterdir()):
+        output.rmdir()  # an empty folder (made by a workflow engine): nothing to keep
     if not output.exists():
         return None
     store = PredictionStore(output)

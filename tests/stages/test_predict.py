@@ -175,6 +175,12 @@ def test_a_resumed_store_skips_finished_blocks_and_redoes_a_torn_one(tmp_path, j
         np.testing.assert_array_equal(a, b)
 
 
+def test_an_empty_output_folder_is_used(tmp_path, job, reference):
+    (tmp_path / "e.ome.zarr").mkdir()
+    rec = run_predict(job["model"], job["input"], tmp_path / "e.ome.zarr", CFG, progress=False)
+    assert rec.blocks_computed == reference[0].blocks
+
+
 def test_a_part_never_replaces_another_jobs_store(tmp_path, job):
     out = tmp_path / "o.ome.zarr"
     run_predict(job["model"], job["input"], out, CFG, progress=False)
