@@ -44,6 +44,7 @@ class AxisSettings:
     halo: int = 0
     overlap: int = 0
     factor: int = 1
+    min_read: int = 1  # the smallest window the network accepts (RLFN: 15)
 
     def __post_init__(self) -> None:
         if min(self.tile, self.factor) < 1 or min(self.halo, self.overlap) < 0:
@@ -107,10 +108,11 @@ def plan_axis(start: int, stop: int, length: int, settings: AxisSettings) -> Axi
 
     As few tiles as the kept size ``tile - 2*halo`` allows, all kept parts of one size (so the
     tiles of a region batch together), consecutive ones overlapping by at least ``overlap``.
-    Every read window has the same size, at least ``tile`` (a narrow region at the end of an
-    axis still gets a whole tile of context) and at most ``length``; at the ends of the axis
-    a window shifts inwards, so a kept pixel always has ``halo`` pixels of real context
-    on every side, or the end of the axis (where the whole-input prediction pads too).
+    Every read window has the same size, ``kept + 2*halo`` but at least ``min_read`` (a
+    narrow region at the end of an axis still gets what the network needs) and at most
+    ``length``; at the ends of the axis a window shifts inwards, so a kept pixel always has
+    ``halo`` pixels of real context on every side, or the end of the axis (where the
+    whole-input prediction pads too).
     """
     if not 0 <= start < stop <= length:
         raise ValueError(f"region [{start}, {stop}) is not inside an axis of {length} pixels")
@@ -121,7 +123,7 @@ def plan_axis(start: int, stop: int, length: int, settings: AxisSettings) -> Axi
     else:
         count = math.ceil((size - ov) / (most - ov))
         kept = math.ceil((size + (count - 1) * ov) / count)
-    window = min(max(kept + 2 * settings.halo, settings.tile), length)  # narrow regions too
+    window = min(max(kept + 2 * settings.halo, settings.min_read), length)
     tiles = []
     for i in range(count):
         k0 = start + (i * (size - kept)) // (count - 1) if count > 1 else start

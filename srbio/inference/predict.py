@@ -113,7 +113,8 @@ class NetworkRunner:
     def _format(self, ndim: int) -> torch.memory_format:
         fmt = torch.channels_last if ndim == 4 else torch.channels_last_3d
         if self.channels_last and not self._formatted:
-            self.model.to(memory_format=fmt)
+            with torch.inference_mode(False), torch.no_grad():  # weights stay trainable
+                self.model.to(memory_format=fmt)
             self._formatted = True
         return fmt if self.channels_last else torch.contiguous_format
 
@@ -220,6 +221,8 @@ class TiledPredictor:
         See :class:`NetworkRunner`.
     depth, depth_margin, z_scale
         Slab planes, context planes and z upsampling of a 3D network (None: a 2D network).
+    min_input : int
+        The smallest lateral input the network accepts: narrow regions read at least this.
     """
 
     def __init__(self, model: torch.nn.Module, *, scale: int, lr_range: tuple[float, float],
@@ -227,7 +230,7 @@ class TiledPredictor:
                  overlap: int = 16, halo: int = 8, batch_size: int | str = 4,
                  device: torch.device | str = "cpu", depth: int | None = None,
                  depth_margin: int = 2, z_scale: int = 1, precision: str = "fp32",
-                 tta: int = 1, channels_last: bool = True) -> None:
+                 tta: int = 1, channels_last: bool = True, min_input: int = 1) -> None:
         self.runner = NetworkRunner(model, lr_range=lr_range, hr_range=hr_range, device=device,
                                     precision=precision, tta=tta, batch_size=batch_size,
                                     channels_last=channels_last)
@@ -238,7 +241,8 @@ class TiledPredictor:
         self.net_dims = 2 if depth is None else 3
         self.reach: int | None = None  # the network's measured lateral reach, when known
         self._lateral = [AxisSettings(tile=t, halo=self.halo, overlap=self.overlap,
-                                      factor=self.scale) for t in self.tile_shape]
+                                      factor=self.scale, min_read=min(t, min_input))
+                         for t in self.tile_shape]
 
     @property
     def tiles_computed(self) -> int:

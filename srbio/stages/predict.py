@@ -180,7 +180,8 @@ def _predictor(model, header: ModelHeader, cfg: PredictConfig, device, halo: int
     return TiledPredictor(model, scale=net.scale, lr_range=header.normalisation.lr.pair,
                           hr_range=header.normalisation.hr.pair, tile_shape=cfg.tile_shape,
                           overlap=cfg.overlap, halo=halo, batch_size=cfg.batch_size,
-                          device=device, precision=cfg.precision, tta=cfg.tta, **slab)
+                          device=device, precision=cfg.precision, tta=cfg.tta,
+                          min_input=network_info(net.name).min_input, **slab)
 
 
 def build_predictor(model, header: ModelHeader, cfg: PredictConfig, device):

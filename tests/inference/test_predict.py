@@ -194,6 +194,15 @@ def test_a_narrow_region_at_the_end_still_reads_a_whole_tile(lr_plane):
     torch.manual_seed(0)
     net = build_network("rlfn", scale=2, preset="ntire").eval()
     pred = TiledPredictor(net, scale=2, lr_range=RANGE, hr_range=RANGE, tile_shape=(24, 24),
-                          halo=2, overlap=0)
+                          halo=2, overlap=0, min_input=15)
     region = (slice(0, 48), slice(344, 346))  # the last LR column of a 173-px-wide plane
     assert pred.predict_chunk(lr_plane, region).data.shape == (48, 2)
+
+
+def test_predicting_leaves_the_model_trainable(lr_plane):
+    torch.manual_seed(0)
+    net = build_network("rcan", scale=2, preset="tiny")
+    TiledPredictor(net, scale=2, lr_range=RANGE, hr_range=RANGE, tile_shape=(64, 64),
+                   halo=8).predict_image(lr_plane[:64, :64])
+    assert not any(p.is_inference() for p in net.parameters())
+    assert receptive_field(net)[0] > 0  # needs gradients through the same weights
