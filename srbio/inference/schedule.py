@@ -2,8 +2,9 @@
 
 Every route calls :meth:`~srbio.inference.TiledPredictor.predict_chunk`'s two halves (read,
 compute) on the store's blocks and :meth:`~srbio.io.store.PredictionStore.write_block`, so
-every route writes the same bytes. In one process, reading the next block's input and writing
-the previous block's output run in threads while the network computes. Worker processes each
+every route writes the same bytes. In one process, reading the next block's input, writing
+the previous block's output and building the pyramid blocks it completes run in threads while
+the network computes. Worker processes each
 build their own network and input from a picklable factory (the model is loaded once per
 worker, never pickled into tasks).
 """
@@ -23,7 +24,8 @@ from tqdm.auto import tqdm
 
 from srbio.core.dtypes import cast_clipped
 from srbio.inference.predict import Chunk, TiledPredictor
-from srbio.io.store import PredictionStore, level_mean
+from srbio.inference.pyramid import PyramidBuilder
+from srbio.io.store import PredictionStore
 
 log = logging.getLogger(__name__)
 
@@ -91,24 +93,48 @@ def _tick(bar: tqdm, stats: RunStats, result: BlockResult, pixels: list, start: 
     bar.update()
 
 
+class _Pyramid:
+    """Pyramid blocks built in a thread pool as the level-0 blocks under them finish."""
+
+    def __init__(self, builder: PyramidBuilder | None, pool: ThreadPoolExecutor) -> None:
+        self.builder, self.pool, self.futures = builder, pool, []
+
+    def finished(self, index: int) -> None:
+        if self.builder is not None:
+            self.futures += [self.pool.submit(self.builder.build_chain, *parent)
+                             for parent in self.builder.done(0, index)]
+
+    def wait(self) -> None:
+        for f in self.futures:
+            f.result()
+
+
 def run_serial(predictor: TiledPredictor, source, store: PredictionStore,
-               todo: Sequence[int], *, bar: tqdm) -> RunStats:
-    """Predict blocks in this process; reading and writing overlap the network in threads."""
+               todo: Sequence[int], *, bar: tqdm, pyramid: PyramidBuilder | None = None
+               ) -> RunStats:
+    """Predict blocks in this process; reading, writing and the pyramid run in threads."""
     stats, pixels, start = RunStats(), [0], time.perf_counter()
     blocks = store.blocks(0)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="srbio-io") as io:
+        pyr = _Pyramid(pyramid, io)
         reads = [io.submit(predictor.read, source, blocks[i]) for i in todo[:1]]
         writes: list[Future] = []
+
+        def written(result: BlockResult) -> None:
+            _tick(bar, stats, result, pixels, start)
+            pyr.finished(result.index)
+
         for n, index in enumerate(todo):
             plan, window = reads.pop(0).result()
             if n + 1 < len(todo):  # read ahead while the network computes
                 reads.append(io.submit(predictor.read, source, blocks[todo[n + 1]]))
             chunk = predictor.compute(plan, window)
             while len(writes) > 1:  # at most two blocks waiting to be written
-                _tick(bar, stats, writes.pop(0).result(), pixels, start)
+                written(writes.pop(0).result())
             writes.append(io.submit(_write, store, index, chunk))
         for w in writes:
-            _tick(bar, stats, w.result(), pixels, start)
+            written(w.result())
+        pyr.wait()
     return stats
 
 
@@ -131,7 +157,7 @@ def _work(index: int) -> BlockResult:
 
 
 def run_workers(factory: Callable[[], Job], todo: Sequence[int], *, workers: int,
-                bar: tqdm) -> RunStats:
+                bar: tqdm, pyramid: PyramidBuilder | None = None) -> RunStats:
     """Predict blocks in ``workers`` processes, each building its job with ``factory``.
 
     CPU threads are shared out between the workers; on a machine with several CUDA devices the
@@ -143,11 +169,16 @@ def run_workers(factory: Callable[[], Job], todo: Sequence[int], *, workers: int
     ctx = multiprocessing.get_context("spawn")  # fork after OpenMP/CUDA start is unsafe
     counter = ctx.Value("i", 0)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_numbered,
-                             initargs=(factory, threads, counter)) as pool:
+                             initargs=(factory, threads, counter)) as pool, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="srbio-pyramid") as builders:
+        pyr = _Pyramid(pyramid, builders)
         futures = [pool.submit(_work, i) for i in todo]
         try:
             for f in as_completed(futures):
-                _tick(bar, stats, f.result(), pixels, start)
+                result = f.result()
+                _tick(bar, stats, result, pixels, start)
+                pyr.finished(result.index)
+            pyr.wait()
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)  # blocks not started are dropped
             raise
@@ -163,36 +194,26 @@ def _init_numbered(factory: Callable[[], Job], threads: int, counter) -> None:
 
 def predict_store(store: PredictionStore, todo: Sequence[int], *, done: int, total: int,
                   job: Job | None = None, factory: Callable[[], Job] | None = None,
-                  workers: int = 1, progress: bool = True) -> RunStats:
+                  workers: int = 1, progress: bool = True,
+                  pyramid: PyramidBuilder | None = None) -> RunStats:
     """Predict the level-0 blocks ``todo`` of ``store``, serially (``job``) or in workers.
 
     ``done`` and ``total`` only set the progress bar (blocks already finished, blocks in all).
+    With ``pyramid``, pyramid blocks are built as soon as the blocks under them finish.
     """
     with _bar(total, done, progress) as bar:
         if workers > 1 and len(todo) > 1:
             if factory is None:
                 raise ValueError("worker processes need a job factory")
-            return run_workers(factory, todo, workers=min(workers, len(todo)), bar=bar)
+            return run_workers(factory, todo, workers=min(workers, len(todo)), bar=bar,
+                               pyramid=pyramid)
         if job is None:
             if factory is None:
                 raise ValueError("give the job or its factory")
             job = factory()
-        return run_serial(*job, todo, bar=bar)
+        return run_serial(*job, todo, bar=bar, pyramid=pyramid)
 
 
 def build_pyramid(store: PredictionStore, *, progress: bool = True) -> int:
-    """Fill levels 1… from the level above (2× lateral mean), resumably; blocks written."""
-    written = 0
-    for level in range(1, len(store.levels)):
-        finer, arr = store.levels[level - 1], store.levels[level]
-        blocks = store.blocks(level)
-        done = store.finished(level)
-        todo = [i for i in range(len(blocks)) if i not in done]
-        for i in tqdm(todo, desc=f"pyramid level {level}", unit="block",
-                      disable=not progress or not todo):
-            region = blocks[i]
-            src = (*region[:-2], *(slice(2 * r.start, min(2 * r.stop, n))
-                                   for r, n in zip(region[-2:], finer.shape[-2:], strict=True)))
-            store.write_block(level, i, level_mean(np.asarray(finer[src]), arr.dtype))
-            written += 1
-    return written
+    """Build every pyramid block still missing (level 0 finished); blocks written."""
+    return PyramidBuilder(store).build_all(progress=progress)

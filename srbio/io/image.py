@@ -8,8 +8,9 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 
-from srbio.io.tiff import open_tiff_lazy, write_tiff
-from srbio.io.zarr import open_zarr, zarr_origin
+from srbio.io.axes import SeriesAxis
+from srbio.io.tiff import open_tiff_series, write_tiff
+from srbio.io.zarr import open_zarr_series, zarr_origin
 
 SUPPORTED_DTYPES = (np.dtype("uint8"), np.dtype("uint16"), np.dtype("float32"))
 _TIFF_SUFFIXES = (".tif", ".tiff")
@@ -104,16 +105,41 @@ def load_pixels(data: da.Array | np.ndarray, *, source: str) -> np.ndarray:
                          f"truncated ({reason})") from None
 
 
-def _open(path: Path, allow_missing_chunks: bool = False
-          ) -> tuple[da.Array, tuple[float, ...] | None]:
-    """Open a TIFF or zarr lazily by its path: the data and the file's pixel size (or None)."""
+def _open(path: Path, allow_missing_chunks: bool = False, series: bool = False
+          ) -> tuple[da.Array, tuple[float, ...] | None, SeriesAxis | None]:
+    """Open a TIFF or zarr lazily by its path: the data, its pixel size (or None), its series."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if _is_zarr(path):
-        return open_zarr(path, allow_missing_chunks=allow_missing_chunks)
+        return open_zarr_series(path, allow_missing_chunks=allow_missing_chunks, series=series)
     if path.suffix.lower() in _TIFF_SUFFIXES:
-        return open_tiff_lazy(path)
+        return open_tiff_series(path, series=series)
     raise ValueError(f"{path}: unknown image format (expected .tif, .tiff or .zarr)")
+
+
+def open_series(
+    path: str | os.PathLike, *, spacing: tuple[float, ...] | None = None,
+    allow_missing_chunks: bool = False,
+) -> tuple[da.Array, tuple[float, ...], SeriesAxis | None]:
+    """Open an image lazily, keeping a leading time or position axis (``srbio predict``).
+
+    As :func:`open_lazy`, but one time (``t``) or position (``p``) axis longer than 1 is kept
+    in front of the space axes instead of refused.
+
+    Returns
+    -------
+    data : dask.array.Array
+        Axes ``[series,] [z,] y, x``.
+    spacing : tuple of float
+        Pixel size (µm) of the space axes only.
+    series : SeriesAxis or None
+        The leading axis, when the file has one.
+    """
+    path = Path(path)
+    data, file_spacing, lead = _open(path, allow_missing_chunks, series=True)
+    spatial = data[0] if lead is not None else data
+    check_image(spatial, source=str(path), check_values=False)
+    return data, _chosen_spacing(path, spatial, spacing, file_spacing), lead
 
 
 def open_lazy(
@@ -121,6 +147,8 @@ def open_lazy(
     allow_missing_chunks: bool = False,
 ) -> tuple[da.Array, tuple[float, ...]]:
     """Open an image lazily as a dask array, with its pixel sizes (µm, array axis order).
+
+    Axes are read by the names the file declares and put in ``yx`` / ``zyx`` order.
 
     Parameters
     ----------
@@ -138,8 +166,13 @@ def open_lazy(
     spacing : tuple of float
     """
     path = Path(path)
-    data, file_spacing = _open(path, allow_missing_chunks)
+    data, file_spacing, _ = _open(path, allow_missing_chunks)
     check_image(data, source=str(path), check_values=False)
+    return data, _chosen_spacing(path, data, spacing, file_spacing)
+
+
+def _chosen_spacing(path: Path, data, spacing, file_spacing) -> tuple[float, ...]:
+    """The pixel size given (else the file's), checked against the image's space axes."""
     chosen = spacing if spacing is not None else file_spacing
     if chosen is None:
         raise ValueError(
@@ -153,7 +186,7 @@ def open_lazy(
             f"{path}: pixel size {chosen} is invalid for an image of shape {data.shape} "
             f"(expected {data.ndim} positive values in µm)"
         )
-    return data, chosen
+    return chosen
 
 
 def image_origin(path: str | os.PathLike, ndim: int) -> tuple[float, ...]:

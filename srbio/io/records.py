@@ -378,9 +378,13 @@ class Prediction(Record):
     input_spacing: Spacing = Field(description="the pixel size the network saw")
     resampled_from: Spacing | None = Field(
         None, description="the input's own pixel size, when it was resampled onto the training one")
-    output_spacing: Spacing
-    output_translation: list[float] = Field(description="position (µm) of level 0's first "
-                                            "pixel centre")
+    axes: list[str] | None = Field(None, description="the output's axis names, e.g. t, z, "
+                                   "y, x (a time or position axis first); None in older "
+                                   "records: y, x or z, y, x")
+    output_spacing: Spacing = Field(description="per output axis: µm for z, y and x; a time "
+                                    "axis' step in its own unit (1 when none is recorded)")
+    output_translation: list[float] = Field(description="per output axis: position of level "
+                                            "0's first pixel centre (µm for z, y and x)")
     output_shape: list[int]
     levels: list[list[int]] = Field(description="shape of every pyramid level")
     chunks: list[int]

@@ -9,10 +9,10 @@ same file.
 
 Progress lives beside the store, in ``.<name>.progress/<store id>/`` (a store made later at
 the same path never reads an older one's logs): every process appends
-``<level> <block> <crc32>`` lines to a log of its own after a block is written whole. A block
-without its line (a kill while writing) is redone; a block whose pixels no longer match its
-checksum is redone too. When the store is complete its record is written into its attributes
-and the progress folder removed.
+``<level> <block> <crc32> f=<size>:<mtime>`` lines to a log of its own after a block is
+written whole. A block without its line (a kill while writing) is redone; a block whose file
+changed since and whose pixels no longer match its checksum is redone too. When the store is
+complete its record is written into its attributes and the progress folder removed.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import socket
 import uuid
 import zlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,40 @@ def _regions(shape: Sequence[int], block: Sequence[int]) -> list[Region]:
             for idx in itertools.product(*grid)]
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """One completion line: ``<level> <block> <crc32 hex> f=<size>:<mtime ns> <counts>...``."""
+
+    index: int
+    crc: int
+    stat: tuple[int, int] | None
+    counts: tuple[int, ...]
+
+    def line(self, level: int) -> str:
+        stat = [f"f={self.stat[0]}:{self.stat[1]}"] if self.stat else []
+        return " ".join([str(level), str(self.index), f"{self.crc:08x}", *stat,
+                         *(str(c) for c in self.counts)])
+
+    @classmethod
+    def parse(cls, line: str, level: int) -> _Entry | None:
+        """The entry of a line of ``level``; None for another level or a line torn by a kill."""
+        parts = line.split()
+        stat = None
+        if len(parts) > 3 and parts[3].startswith("f="):
+            size, _, mtime = parts.pop(3)[2:].partition(":")
+            if not (size.isdigit() and mtime.isdigit()):
+                return None
+            stat = (int(size), int(mtime))
+        if len(parts) < 3 or not (parts[0].isdigit() and parts[1].isdigit()) \
+                or int(parts[0]) != level or not all(p.isdigit() for p in parts[3:]):
+            return None
+        try:
+            crc = int(parts[2], 16)
+        except ValueError:
+            return None
+        return cls(int(parts[1]), crc, stat, tuple(int(p) for p in parts[3:]))
+
+
 class PredictionStore:
     """An OME-Zarr prediction store being written or resumed (see the module docstring)."""
 
@@ -94,8 +129,8 @@ class PredictionStore:
     def create(cls, path: str | os.PathLike, *, shape: tuple[int, ...], dtype: str,
                chunks: tuple[int, ...], spacing: tuple[float, ...],
                translation: tuple[float, ...], fingerprint: str, shards: tuple[int, ...] | None
-               = None, name: str | None = None, metadata: dict | None = None
-               ) -> PredictionStore:
+               = None, name: str | None = None, metadata: dict | None = None,
+               axes: list[dict] | None = None) -> PredictionStore:
         """Create an empty store at ``path`` (which must not exist) in one rename.
 
         The store is built under a temporary name and renamed into place, so concurrent
@@ -107,9 +142,10 @@ class PredictionStore:
         path : path-like
             The store's folder (``<name>.ome.zarr``).
         shape, dtype, chunks
-            Of level 0 (axes ``yx`` or ``zyx``).
+            Of level 0 (axes ``[t|p,] [z,] y, x``).
         spacing, translation : tuple of float
-            Physical pixel size and position of pixel 0's centre of level 0 (µm, array order).
+            Pixel size and position of pixel 0's centre of level 0, per axis (µm for the space
+            axes).
         fingerprint : str
             Identifies the job (model, input, settings); a resume must present the same.
         shards : tuple of int, optional
@@ -118,18 +154,22 @@ class PredictionStore:
             Image name in the metadata.
         metadata : dict, optional
             Extra ``srbio`` attributes (provenance).
+        axes : list of dict, optional
+            OME-Zarr ``axes`` entries (default: ``yx`` / ``zyx`` in micrometres).
         """
         path = Path(path)
-        if len(shape) not in (2, 3) or not len(spacing) == len(chunks) == len(translation) \
-                == len(shape):
+        axes = axes or [{"name": n, "type": "space", "unit": "micrometer"}
+                        for n in ("z", "y", "x")[-len(shape):]]
+        if len(shape) not in (2, 3, 4) or not len(spacing) == len(chunks) == len(translation) \
+                == len(shape) == len(axes):
             raise ValueError(f"{path}: shape {shape}, chunks {chunks}, spacing {spacing}, "
-                             f"translation {translation} disagree")
+                             f"translation {translation}, axes {axes} disagree")
         remove_stale_temporaries(path)  # half-built stores of creators that died
         tmp = temporary_name(path)
         remove(tmp)
         try:
             cls._build(tmp, shape=shape, dtype=dtype, chunks=chunks, shards=shards,
-                       spacing=spacing, translation=translation, name=name,
+                       spacing=spacing, translation=translation, name=name, axes=axes,
                        srbio={"output": "predict", "status": "incomplete",
                               "fingerprint": fingerprint, "store_id": uuid.uuid4().hex,
                               **(metadata or {})})
@@ -143,8 +183,8 @@ class PredictionStore:
 
     @staticmethod
     def _build(path: Path, *, shape, dtype, chunks, shards, spacing, translation, name,
-               srbio) -> None:
-        names = ("z", "y", "x")[-len(shape):]
+               axes, srbio) -> None:
+        names = [a["name"] for a in axes]
         group = zarr.open_group(str(path), mode="w-", zarr_format=3)
         lateral = max(chunks[-2:])
         datasets = []
@@ -166,7 +206,6 @@ class PredictionStore:
                 {"type": "translation", "translation": [
                     float(t + (g - 1) / 2 * s) for t, s, g in
                     zip(translation, spacing, factors, strict=True)]}]})
-        axes = [{"name": n, "type": "space", "unit": "micrometer"} for n in names]
         write_multiscales_metadata(group, datasets, fmt=FormatV05(), axes=axes, name=name)
         group.attrs["srbio"] = srbio
 
@@ -204,30 +243,33 @@ class PredictionStore:
         coords = [str(r.start // b) for r, b in zip(region, shape, strict=True)]
         return self.path.joinpath(str(level), "c", *coords)
 
-    def _logged(self, level: int) -> dict[int, list[list[int]]]:
-        """Block → every ``[crc, *counts]`` logged for it at ``level`` (torn lines skipped)."""
-        logged: dict[int, list[list[int]]] = {}
+    def _logged(self, level: int) -> dict[int, list[_Entry]]:
+        """Block → every entry logged for it at ``level`` (torn lines skipped)."""
+        logged: dict[int, list[_Entry]] = {}
         if not self.progress.is_dir():
             return logged
         for log in sorted(self.progress.glob("*.log")):
             for line in log.read_text().splitlines():
-                parts = line.split()
-                if len(parts) < 3 or not (parts[0].isdigit() and parts[1].isdigit()) \
-                        or int(parts[0]) != level or not all(p.isdigit() for p in parts[3:]):
-                    continue  # another level, or a line torn by a kill
-                try:
-                    entry = [int(parts[2], 16), *map(int, parts[3:])]
-                except ValueError:
-                    continue
-                logged.setdefault(int(parts[1]), []).append(entry)
+                entry = _Entry.parse(line, level)
+                if entry is not None:
+                    logged.setdefault(entry.index, []).append(entry)
         return logged
+
+    def _file_stat(self, level: int, index: int) -> tuple[int, int] | None:
+        try:
+            st = self.block_file(level, index).stat()
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
 
     def finished(self, level: int = 0, *, verify: bool = True,
                  among: Iterable[int] | None = None) -> set[int]:
         """Indices of the blocks of ``level`` written whole (checked against their checksum).
 
-        A block counts when its pixels match one of the checksums logged for it. ``among``
-        limits the check to those blocks (a ``--part`` job's share).
+        A block counts when it is logged and its file still has the size and modification
+        time logged with it; otherwise its pixels must match a logged checksum (a block
+        rewritten since is read and checked, never trusted). ``among`` limits the check to
+        those blocks (a ``--part`` job's share).
         """
         logged = self._logged(level)
         if among is not None:
@@ -239,23 +281,32 @@ class PredictionStore:
         arr = self.levels[level]
         good = set()
         for i, entries in logged.items():
-            if i < len(blocks):
-                try:
-                    crc = checksum(np.asarray(arr[blocks[i]]))
-                except Exception:  # noqa: BLE001 - a torn block fails to decode: redo it
-                    continue
-                if any(e[0] == crc for e in entries):
-                    good.add(i)
+            if i >= len(blocks):
+                continue
+            stat = self._file_stat(level, i)
+            if stat is not None and any(e.stat == stat for e in entries):
+                good.add(i)
+                continue
+            try:
+                crc = checksum(np.asarray(arr[blocks[i]]))
+            except Exception:  # noqa: BLE001 - a torn block fails to decode: redo it
+                continue
+            if any(e.crc == crc for e in entries):
+                good.add(i)
         return good
 
     def counts(self, level: int = 0) -> list[int]:
         """The per-block counts logged with :meth:`write_block`, summed over every block."""
-        rows = [v[-1][1:] for v in self._logged(level).values()]
+        rows = [v[-1].counts for v in self._logged(level).values()]
         return [sum(col) for col in zip(*rows, strict=False)] if rows else []
 
     def write_block(self, level: int, index: int, data: np.ndarray,
                     counts: Sequence[int] = ()) -> None:
-        """Write block ``index`` of ``level`` whole, then log it as finished (with ``counts``)."""
+        """Write block ``index`` of ``level`` whole, then log it as finished (with ``counts``).
+
+        The log line holds the pixels' CRC-32 and the block file's size and modification
+        time, so a resume trusts an untouched file without reading it back.
+        """
         region = self.blocks(level)[index]
         arr = self.levels[level]
         data = np.asarray(data, dtype=arr.dtype)
@@ -264,10 +315,11 @@ class PredictionStore:
         self.block_file(level, index).unlink(missing_ok=True)
         arr[region] = data
         self.progress.mkdir(parents=True, exist_ok=True)
+        entry = _Entry(index, checksum(data), self._file_stat(level, index),
+                       tuple(int(c) for c in counts))
         log = self.progress / f"{socket.gethostname()}-{os.getpid()}.log"
         with log.open("a") as f:
-            f.write(" ".join([str(level), str(index), f"{checksum(data):08x}",
-                              *(str(int(c)) for c in counts)]) + "\n")
+            f.write(entry.line(level) + "\n")
             f.flush()
             os.fsync(f.fileno())
 
@@ -288,15 +340,3 @@ class PredictionStore:
         """Store the prediction record in the attributes and drop the progress logs."""
         self.set_attrs({"prediction": record, "status": "complete"})
         remove(progress_folder(self.path))
-
-
-def level_mean(block: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """2× lateral mean of a block (odd edges averaged over what exists), cast to ``dtype``."""
-    h, w = block.shape[-2:]
-    pad = [(0, 0)] * (block.ndim - 2) + [(0, h % 2), (0, w % 2)]
-    data = np.pad(block.astype(np.float64), pad, mode="edge")
-    data = data.reshape(*data.shape[:-2], data.shape[-2] // 2, 2, data.shape[-1] // 2, 2)
-    mean = data.mean(axis=(-3, -1))
-    if np.dtype(dtype).kind in "iu":
-        mean = np.rint(mean)
-    return mean.astype(dtype)

@@ -12,6 +12,7 @@ import tifffile
 import zarr
 
 from srbio.io.atomic import atomic_path
+from srbio.io.axes import Arrangement, SeriesAxis, arrange_axes
 from srbio.io.zarr import UnitError, is_uncalibrated, to_micrometres
 
 log = logging.getLogger(__name__)
@@ -46,40 +47,42 @@ def _lateral_spacing(page: tifffile.TiffPage, unit: str | None, path: Path) -> t
 
 
 _Z_AXES = "ZQI"  # tifffile: Z depth, Q unknown (a plain stack), I image sequence
-_AXIS_NAMES = {"C": "channel", "S": "sample (RGB)", "T": "time", "R": "tile"}
+# tifffile's axis letters → srbio's names (R tile / M mosaic: positions); others keep their letter
+_TIFF_NAMES = {"Y": "y", "X": "x", "T": "t", "C": "c", "S": "rgb", "R": "p", "M": "p"}
 
 
-def _planes(tif: tifffile.TiffFile, path: Path) -> tuple[tuple[int | slice, ...], str]:
-    """Index keeping the spatial axes of the first series, and their names (``yx``/``zyx``).
+def _planes(tif: tifffile.TiffFile, path: Path, *, series: bool = False
+            ) -> tuple[Arrangement, SeriesAxis | None]:
+    """How to read the first series of a TIFF in srbio's axis order.
 
-    Axes come from the file's metadata (tifffile's series axes). Length-1 axes are dropped;
-    a channel, sample (RGB) or time axis longer than 1 is refused, and so is a file holding
-    fewer planes than its ImageJ metadata announces (a truncated file).
+    Axes come from the file's metadata (tifffile's series axes). Length-1 axes are dropped; a
+    channel or sample (RGB) axis longer than 1 is refused, and so is a time / position axis
+    unless ``series`` (then it is kept in front). A file holding fewer planes than its ImageJ
+    metadata announces (a truncated file) is refused.
     """
-    series = tif.series[0]
-    axes, shape = series.axes, series.shape
+    s0 = tif.series[0]
+    axes, shape = s0.axes, tuple(s0.shape)
     ij = tif.imagej_metadata or {}
     announced = int(ij.get("images", 1) or 1)
     planes = int(np.prod([n for a, n in zip(axes, shape, strict=True) if a not in "YXS"]))
     if announced > planes:
         raise ValueError(f"{path}: holds {planes} of the {announced} planes its ImageJ metadata "
                          f"announces; the file is truncated or corrupt")
-    keep: list[int | slice] = []
-    names: list[str] = []
-    for axis, n in zip(axes, shape, strict=True):
-        if axis in "YX" or (axis in _Z_AXES and n > 1):
-            keep.append(slice(None))
-            names.append("z" if axis in _Z_AXES else axis.lower())
-        elif n == 1:
-            keep.append(0)
-        else:
-            what = _AXIS_NAMES.get(axis, f"{axis!r}")
-            raise ValueError(f"{path}: its {what} axis has {n} entries (axes {axes}, shape "
-                             f"{shape}); srbio reads single-channel 2D/3D images: save one "
-                             f"channel / time point as its own file first")
-    if names.count("z") > 1:
+    stacks = [a for a, n in zip(axes, shape, strict=True) if a in _Z_AXES and n > 1]
+    if len(stacks) > 1:
         raise ValueError(f"{path}: axes {axes} (shape {shape}) hold more than one stack axis")
-    return tuple(keep), "".join(names)
+    names = [("z" if n > 1 else f"{a.lower()}_") if a in _Z_AXES
+             else _TIFF_NAMES.get(a, a.lower()) for a, n in zip(axes, shape, strict=True)]
+    arranged = arrange_axes(names, shape, source=str(path), series=series)
+    lead = None
+    if arranged.series is not None:
+        name = names[arranged.series]
+        interval = ij.get("finterval")
+        lead = SeriesAxis(name=name, size=shape[arranged.series],
+                          kind="time" if name == "t" else "position",
+                          step=float(interval) if name == "t" and interval else 1.0,
+                          unit="second" if name == "t" and interval else None)
+    return arranged, lead
 
 
 def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, ...] | None]:
@@ -134,22 +137,54 @@ def open_tiff_lazy(path: str | os.PathLike) -> tuple[da.Array, tuple[float, ...]
     ValueError
         As :func:`read_tiff`.
     """
+    data, spacing, _ = open_tiff_series(path)
+    return data, spacing
+
+
+def open_tiff_series(path: str | os.PathLike, *, series: bool = False
+                     ) -> tuple[da.Array, tuple[float, ...] | None, SeriesAxis | None]:
+    """Open a TIFF lazily, with a leading time / position axis kept when ``series``.
+
+    Parameters
+    ----------
+    path : path-like
+        The TIFF file. It is opened read-only.
+    series : bool
+        Keep one time (``T``) or position (``R``, ``M``) axis longer than 1 in front.
+
+    Returns
+    -------
+    data : dask.array.Array
+        Axes ``[series,] [z,] y, x``, one chunk per page or tile; memory use does not grow
+        with the file size.
+    spacing : tuple of float or None
+        Pixel sizes (µm) of the space axes, as :func:`read_tiff` returns them.
+    series : SeriesAxis or None
+        The kept series axis (its step is ImageJ's ``finterval`` in seconds, when recorded).
+
+    Raises
+    ------
+    ValueError
+        As :func:`read_tiff`.
+    """
     path = Path(path)
     try:
         with tifffile.TiffFile(path) as tif:
-            index, _ = _planes(tif, path)
-            spacing = _spacing(tif, sum(isinstance(i, slice) for i in index), path)
+            arranged, lead = _planes(tif, path, series=series)
+            spacing = _spacing(tif, len(arranged.kept) - (lead is not None), path)
         node = zarr.open(tifffile.imread(path, aszarr=True), mode="r")
         if isinstance(node, zarr.Group):  # pyramidal file: the full-resolution level
             node = node["0"]
-        data = da.from_zarr(node)[index]
+        data = da.from_zarr(node)[arranged.index]
+        if not arranged.identity:
+            data = data.transpose(arranged.order)
     except UnitError:
         raise
     except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as exc:
         if str(exc).startswith(str(path)):
             raise
         raise ValueError(f"{path}: cannot read TIFF ({exc})") from exc
-    return data, spacing
+    return data, spacing, lead
 
 
 def _spacing(tif: tifffile.TiffFile, ndim: int, path: Path) -> tuple[float, ...] | None:

@@ -15,7 +15,9 @@ from ome_zarr.format import FormatV05
 from ome_zarr.writer import write_multiscales_metadata
 from zarr.codecs import BloscCodec
 
-_SPATIAL = ("z", "y", "x")
+from srbio.io.axes import SERIES_NAMES, SPATIAL, SeriesAxis, arrange_axes
+
+_SPATIAL = SPATIAL
 
 # Micrometres per unit, exact where the unit is defined exactly. Keys are lower case.
 _NGFF_SPACE_UNITS: dict[str, Fraction] = {
@@ -213,23 +215,25 @@ def read_ome_zarr_spacing(group: zarr.Group) -> tuple[str, tuple[float, ...] | N
 
 
 def zarr_origin(path: str | os.PathLike) -> tuple[float, ...] | None:
-    """Position (µm) of pixel 0's centre of a zarr image's space axes, when it records one.
+    """Position (µm) of pixel 0's centre of a zarr image's space axes (``zyx`` order), if any.
 
     OME-Zarr images give it by their ``translation`` (multiscale transforms included); a plain
     array by an ``origin`` attribute (µm, one value per axis).
     """
     node = zarr.open(str(path), mode="r")
     if isinstance(node, zarr.Group):
-        _, _, translation, axes = read_ome_zarr_transform(node)
+        _, _, translation, _ = read_ome_zarr_transform(node)
     else:
         attrs: dict[str, Any] = dict(node.attrs)
         raw = attrs.get("origin")
         translation = tuple(float(v) for v in raw) if raw is not None else None
-        axes = [str(a) for a in attrs.get("axes", [])]
     if translation is None:
         return None
-    if axes and len(axes) == len(translation):
-        translation = tuple(t for t, a in zip(translation, axes, strict=True) if a in _SPATIAL)
+    names, kinds, _ = _axes_of(node)
+    if names and len(names) == len(translation):
+        spatial = {n.lower(): t for n, k, t in zip(names, kinds, translation, strict=True)
+                   if n.lower() in SPATIAL and k in (None, "space")}
+        translation = tuple(spatial[a] for a in SPATIAL if a in spatial)
     return translation
 
 
@@ -263,11 +267,92 @@ def _check_chunks(arr: zarr.Array, path: Path, allow_missing: bool) -> None:
                          f"allow_missing_chunks: true for the volume)")
 
 
+def _axes_of(node: zarr.Group | zarr.Array) -> tuple[list[str], list[str | None], list]:
+    """Axis names, NGFF types and units a zarr image declares (empty when it declares none)."""
+    if isinstance(node, zarr.Group):
+        ms = _multiscales(dict(node.attrs)) or [{}]
+        raw = list(ms[0].get("axes", []))
+    else:
+        attrs: dict[str, Any] = dict(node.attrs)
+        raw = list(attrs.get("axes", []))
+    names = [str(a.get("name", "")) if isinstance(a, dict) else str(a) for a in raw]
+    kinds = [a.get("type") if isinstance(a, dict) else None for a in raw]
+    units = [a.get("unit") if isinstance(a, dict) else None for a in raw]
+    return names, kinds, units
+
+
+def open_zarr_series(path: str | os.PathLike, *, allow_missing_chunks: bool = False,
+                     series: bool = False
+                     ) -> tuple[da.Array, tuple[float, ...] | None, SeriesAxis | None]:
+    """Open a zarr array or an OME-Zarr image lazily, its axes in srbio's order.
+
+    Axes are honoured by name (OME-Zarr ``axes``, a plain array's ``axes`` attribute): an
+    array stored ``x, y`` or ``y, x, z`` is transposed to ``yx`` / ``zyx``. Non-spatial axes
+    of length 1 are dropped; with ``series``, one time or position axis longer than 1 is kept
+    in front (see :func:`srbio.io.axes.arrange_axes`). An array that declares no axes is read
+    as ``yx`` / ``zyx``.
+
+    Returns
+    -------
+    data : dask.array.Array
+        Axes ``[series,] [z,] y, x``.
+    spacing : tuple of float or None
+        Pixel size (µm) of the space axes, in ``zyx`` order, when the store records one.
+    series : SeriesAxis or None
+        The kept series axis.
+    """
+    path = Path(path)
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as exc:  # zarr raises several unrelated types for unreadable stores
+        raise ValueError(f"{path}: cannot open as zarr ({exc})") from exc
+    translation = None
+    if isinstance(node, zarr.Group):
+        sub, scale, translation, _ = read_ome_zarr_transform(node)
+        level = node[sub]
+        if not isinstance(level, zarr.Array):
+            raise ValueError(f"{path}: multiscale level {sub!r} is not an array")
+        arr = level
+    else:
+        arr = node
+        scale, _ = _plain_array_spacing(arr, str(path))
+    _check_chunks(arr, path, allow_missing_chunks)
+    data = da.from_zarr(arr)
+    names, kinds, units = _axes_of(node)
+    if not names:
+        return data, scale, None
+    ax = arrange_axes(names, data.shape, source=str(path), kinds=kinds, series=series)
+    data = data[ax.index]
+    if not ax.identity:
+        data = data.transpose(ax.order)
+    lead = None
+    if ax.series is not None:
+        i = ax.series
+        lead = SeriesAxis(
+            name="t" if _axis_kind(names[i], kinds[i]) == "time" else "p",
+            size=int(arr.shape[i]), kind=_axis_kind(names[i], kinds[i]),
+            step=float(scale[i]) if scale is not None and len(scale) == len(names) else 1.0,
+            origin=float(translation[i]) if translation is not None
+            and len(translation) == len(names) else 0.0,
+            unit=str(units[i]) if units[i] else None)
+    spatial = [i for i in ax.kept if i != ax.series]
+    if scale is not None and len(scale) == len(names):
+        scale = tuple(scale[i] for i in spatial)
+    elif scale is not None and len(scale) == len(spatial):  # given for the space axes only
+        scale = tuple(scale[sorted(spatial).index(i)] for i in spatial)
+    return data, scale, lead
+
+
+def _axis_kind(name: str, kind: str | None):
+    return "time" if kind == "time" or SERIES_NAMES.get(name.lower()) == "time" else "position"
+
+
 def open_zarr(path: str | os.PathLike, *, allow_missing_chunks: bool = False
               ) -> tuple[da.Array, tuple[float, ...] | None]:
-    """Open a zarr array or an OME-Zarr image lazily.
+    """Open a zarr array or an OME-Zarr image lazily (axes ``yx`` or ``zyx``).
 
-    Non-spatial axes (``c``, ``t``) of length 1 are dropped; others are an error.
+    Axes are honoured by name; non-spatial axes (``c``, ``t``) of length 1 are dropped and
+    longer ones are an error (:func:`open_zarr_series` keeps a time or position axis).
 
     Parameters
     ----------
@@ -291,34 +376,7 @@ def open_zarr(path: str | os.PathLike, *, allow_missing_chunks: bool = False
         If the store cannot be opened, holds more than one channel/timepoint, or records a
         length unit srbio does not know (the message names the store, axis and unit).
     """
-    path = Path(path)
-    try:
-        node = zarr.open(str(path), mode="r")
-    except Exception as exc:  # zarr raises several unrelated types for unreadable stores
-        raise ValueError(f"{path}: cannot open as zarr ({exc})") from exc
-    if isinstance(node, zarr.Group):
-        sub, scale, axes = read_ome_zarr_spacing(node)
-        level = node[sub]
-        if not isinstance(level, zarr.Array):
-            raise ValueError(f"{path}: multiscale level {sub!r} is not an array")
-        arr = level
-    else:
-        arr = node
-        scale, axes = _plain_array_spacing(arr, str(path))
-    _check_chunks(arr, path, allow_missing_chunks)
-    data = da.from_zarr(arr)
-    if axes and len(axes) == data.ndim:
-        keep = [i for i, a in enumerate(axes) if a in _SPATIAL]
-        drop = [i for i, a in enumerate(axes) if a not in _SPATIAL]
-        for i in drop:
-            if data.shape[i] != 1:
-                raise ValueError(
-                    f"{path}: axis {axes[i]!r} has length {data.shape[i]}; srbio reads "
-                    f"single-channel, single-timepoint images (select one first)"
-                )
-        if drop:
-            data = data[tuple(0 if i in drop else slice(None) for i in range(data.ndim))]
-            scale = tuple(scale[i] for i in keep) if scale is not None else None
+    data, scale, _ = open_zarr_series(path, allow_missing_chunks=allow_missing_chunks)
     return data, scale
 
 

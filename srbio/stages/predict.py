@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -24,8 +25,9 @@ import numpy as np
 
 from srbio.config import PredictConfig
 from srbio.core.grid import resample_plane
-from srbio.io import image_origin, open_lazy
-from srbio.io.image import load_pixels
+from srbio.io import image_origin
+from srbio.io.axes import SeriesAxis
+from srbio.io.image import load_pixels, open_series
 from srbio.io.outputs import claim, remove
 from srbio.io.records import ModelHeader, Prediction, prediction_record_path
 from srbio.io.store import PredictionStore, progress_folder
@@ -42,7 +44,8 @@ class PlaneCache:
     For inputs stored a whole plane per chunk (TIFF pages), where reading a block's window
     would decode the whole plane again for every block, and for inputs resampled onto the
     training pixel size (``lateral``: new pixel counts per plane). Indexed like a numpy
-    array; the ``keep`` most recent planes are kept (a slab of a 3D network).
+    array; the ``keep`` most recent planes are kept (a slab of a 3D network). Every axis in
+    front of the last two (z, and a time / position axis) indexes planes.
     """
 
     def __init__(self, data, *, keep: int = 2, lateral: tuple[int, int] | None = None) -> None:
@@ -50,31 +53,31 @@ class PlaneCache:
         self.shape = (*data.shape[:-2], *(lateral or data.shape[-2:]))
         self.ndim = data.ndim
         self.dtype = np.dtype(np.float32) if lateral else np.dtype(data.dtype)
-        self._planes: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._planes: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
 
-    def plane(self, z: int) -> np.ndarray:
-        """Plane ``z`` (0 for a 2D volume), decoded (and resampled) once while kept."""
-        if z not in self._planes:
-            src = self.data[z] if self.ndim == 3 else self.data
-            plane = load_pixels(src, source=f"plane {z}")
-            self._planes[z] = resample_plane(plane, self.lateral) if self.lateral else plane
+    def plane(self, *index: int) -> np.ndarray:
+        """The plane at ``index`` (one int per leading axis), decoded (and resampled) once."""
+        if index not in self._planes:
+            plane = load_pixels(self.data[index], source=f"plane {list(index)}")
+            self._planes[index] = resample_plane(plane, self.lateral) if self.lateral else plane
             while len(self._planes) > self._keep:
                 self._planes.popitem(last=False)
-        self._planes.move_to_end(z)
-        return self._planes[z]
+        self._planes.move_to_end(index)
+        return self._planes[index]
 
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
         key = key + (slice(None),) * (self.ndim - len(key))
-        if self.ndim == 2:
-            return self.plane(0)[key]
-        z, lateral = key[0], key[1:]
-        if isinstance(z, int | np.integer):
-            return self.plane(int(z))[lateral]
-        planes = range(*z.indices(self.shape[0]))
-        if not len(planes):
-            return np.zeros((0, *self.plane(0)[lateral].shape), self.dtype)
-        return np.stack([self.plane(i)[lateral] for i in planes])
+        lead, lateral = key[:-2], key[-2:]
+        ranges = [[int(k)] if isinstance(k, int | np.integer) else range(*k.indices(n))
+                  for k, n in zip(lead, self.shape, strict=False)]
+        dropped = [isinstance(k, int | np.integer) for k in lead]
+        width = [len(range(*k.indices(n))) for k, n in zip(lateral, self.shape[-2:],
+                                                             strict=True)]
+        planes = [self.plane(*idx)[lateral] for idx in itertools.product(*ranges)]
+        out = (np.stack(planes) if planes else np.zeros((0, *width), self.dtype)).reshape(
+            *(len(r) for r in ranges), *width)
+        return out[tuple(0 if d else slice(None) for d in dropped)]
 
 
 def _whole_planes(data) -> bool:
@@ -153,20 +156,25 @@ def _load(model_path: str | os.PathLike, cfg: PredictConfig):
 
 
 def _input(job: PredictJob, header: ModelHeader):
-    """The input as the network sees it: data, spacing, origin, original spacing if resampled."""
-    data, sp = open_lazy(job.input, spacing=as_spacing(job.spacing),
-                         allow_missing_chunks=job.allow_missing_chunks)
+    """The input as the network sees it.
+
+    Returns the data (axes ``[series,] [z,] y, x``), the spacing and origin of its space
+    axes, the original spacing if resampled, and its time / position axis (or None).
+    """
+    data, sp, series = open_series(job.input, spacing=as_spacing(job.spacing),
+                                   allow_missing_chunks=job.allow_missing_chunks)
     dims = network_info(header.network.name).dims
-    if dims == 3 and data.ndim != 3:
+    if dims == 3 and len(sp) != 3:
         raise ValueError(f"{job.input}: the model is a 3D network ({header.network.name}) and "
-                         f"predicts volumes (zyx); this input has shape {data.shape}")
-    origin = image_origin(job.input, data.ndim)
+                         f"predicts volumes (zyx); this input has shape {data.shape}"
+                         + (f" with a {series.kind} axis" if series else ""))
+    origin = image_origin(job.input, len(sp))
     keep = job.cfg.tile_depth + 2 * job.cfg.depth_margin + 1 if dims == 3 else 2
     data, sp, origin, resampled_from = _training_grid(
         data, sp, origin, header, resample=job.cfg.resample, source=job.input, keep=keep)
     if resampled_from is None and _whole_planes(data):  # decode each plane once, not per block
         data = PlaneCache(data, keep=keep)
-    return data, sp, origin, resampled_from
+    return data, sp, origin, resampled_from, series
 
 
 def _predictor(model, header: ModelHeader, cfg: PredictConfig, device, halo: int):
@@ -228,11 +236,12 @@ def _stamp(path: str | os.PathLike) -> list:
              f.stat().st_mtime_ns] for f in files]
 
 
-def fingerprint(model_path, input_path, data, sp, origin, cfg: PredictConfig) -> str:
+def fingerprint(model_path, input_path, data, sp, origin, cfg: PredictConfig,
+                series: SeriesAxis | None = None) -> str:
     """A digest of what decides the output's pixels: model, input, settings, srbio version.
 
     The model file's bytes are hashed; the input by its path, size and modification time
-    (:func:`_stamp`), shape, dtype, pixel size and position. Settings that do not change
+    (:func:`_stamp`), shape, dtype, pixel size, position and time / position axis. Settings that do not change
     pixels (workers, parts, batch size, device) are left out, so a rerun may change them.
     An ``auto`` halo enters as ``auto``: the value measured when the store was created is
     kept in the store and used by every later run, whatever its device.
@@ -243,17 +252,30 @@ def fingerprint(model_path, input_path, data, sp, origin, cfg: PredictConfig) ->
                "stamp": _stamp(input_path),
                "shape": list(data.shape), "dtype": str(data.dtype), "spacing": list(sp),
                "origin": list(origin), "settings": settings, "srbio": provenance()["srbio"]}
+    if series is not None:
+        payload["series"] = series.__dict__
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def _layout(predictor, shape: tuple[int, ...], sp, origin, cfg: PredictConfig) -> dict:
-    """Output shape, chunks, shards, spacing and translation of level 0."""
+def _layout(predictor, shape: tuple[int, ...], sp, origin, cfg: PredictConfig,
+            series: SeriesAxis | None = None) -> dict:
+    """Output shape, chunks, shards, axes, spacing and translation of level 0.
+
+    ``sp`` and ``origin`` are of the space axes; a time / position axis in front keeps its
+    own step and origin (chunks of one time point / position).
+    """
     factors = predictor.factors(len(shape))
     out_shape = predictor.output_shape(shape)
     s = predictor.scale
     lateral = max(s, cfg.chunk // s * s)  # chunks fall on LR pixel boundaries
-    zc = (predictor.depth * predictor.z_scale,) if predictor.depth is not None else (1,)
-    chunks = (*zc[:len(shape) - 2], *(min(lateral, n) for n in out_shape[-2:]))
+    zc = [predictor.depth * predictor.z_scale] if predictor.depth is not None else [1]
+    front = [1] * (len(shape) - len(sp)) + zc[:len(sp) - 2]
+    chunks = (*front, *(min(lateral, n) for n in out_shape[-2:]))
+    axes = [{"name": n, "type": "space", "unit": "micrometer"}
+            for n in ("z", "y", "x")[-len(sp):]]
+    if series is not None:
+        axes.insert(0, series.ngff())
+        sp, origin = (series.step, *sp), (series.origin, *origin)
     shards = None
     if cfg.shard is not None and any(n > c for n, c in zip(out_shape[-2:], chunks[-2:],
                                                             strict=True)):
@@ -265,7 +287,7 @@ def _layout(predictor, shape: tuple[int, ...], sp, origin, cfg: PredictConfig) -
     translation = tuple(o - (f - 1) / 2 * v for o, f, v in zip(origin, factors, out_spacing,
                                                                strict=True))
     return {"shape": out_shape, "chunks": chunks, "shards": shards, "spacing": out_spacing,
-            "translation": translation}
+            "translation": translation, "axes": axes}
 
 
 def _existing_store(output: Path, fp: str, *, overwrite: bool, may_replace: bool
@@ -374,19 +396,19 @@ def _open(model_path, input_path, output: Path, cfg: PredictConfig, *, spacing,
     model, header, device = _load(model_path, cfg)
     job = PredictJob(str(model_path), str(input_path), str(output), cfg, as_spacing(spacing),
                      allow_missing_chunks, 0)
-    data, sp, origin, resampled_from = _input(job, header)
-    fp = fingerprint(model_path, input_path, data, sp, origin, cfg)
+    data, sp, origin, resampled_from, series = _input(job, header)
+    fp = fingerprint(model_path, input_path, data, sp, origin, cfg, series)
     store = _existing_store(output, fp, overwrite=overwrite, may_replace=may_replace)
     created = False
     if store is None:
         predictor = build_predictor(model, header, cfg, device)  # measures an auto halo
-        layout = _layout(predictor, tuple(data.shape), sp, origin, cfg)
+        layout = _layout(predictor, tuple(data.shape), sp, origin, cfg, series)
         store, created = _create_store(output, layout, fp, cfg, predictor,
                                        name=Path(input_path).name)
         created = created and may_replace  # a --part job never removes a shared store
     predictor = _predictor(model, header, cfg, device, int(store.srbio["halo"]))
     predictor.reach = store.srbio.get("reach")
-    layout = _layout(predictor, tuple(data.shape), sp, origin, cfg)
+    layout = _layout(predictor, tuple(data.shape), sp, origin, cfg, series)
     return _Opened(PredictJob(**{**job.__dict__, "halo": predictor.halo}), predictor, data,
                    store, header, device, layout, sp, resampled_from, created)
 
@@ -444,6 +466,7 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
 
 def _compute(job: _Opened, part: tuple[int, int] | None, *, progress: bool, input_path):
     """Predict the unfinished level-0 blocks of this call's share; stats and precision error."""
+    from srbio.inference.pyramid import PyramidBuilder
     from srbio.inference.schedule import predict_store
 
     store, cfg = job.store, job.job.cfg
@@ -459,10 +482,12 @@ def _compute(job: _Opened, part: tuple[int, int] | None, *, progress: bool, inpu
              job.predictor.reach, job.device)
     try:
         err = _precision_error(job.predictor, job.data, store, todo[0]) if todo else (None, None)
+        # a whole run builds the pyramid as it goes (a --part cannot see the other parts)
+        pyramid = PyramidBuilder(store, finished0=finished) if part is None else None
         stats = predict_store(store, todo, done=len(share) - len(todo), total=len(share),
                               job=(job.predictor, job.data, store),
                               factory=functools.partial(open_job, job.job), workers=cfg.workers,
-                              progress=progress)
+                              progress=progress, pyramid=pyramid)
     except BaseException as exc:
         _after_failure(store, job.created)
         if isinstance(exc, ValueError):  # name the input
@@ -493,6 +518,7 @@ def _finish(job: _Opened, record_path: Path, start: float, *, computed: dict | N
     record = Prediction(
         store=str(store.path), model=job.job.model, input=job.job.input,
         input_spacing=list(job.sp), resampled_from=job.resampled_from,
+        axes=[a["name"] for a in layout["axes"]],
         output_spacing=list(layout["spacing"]), output_translation=list(layout["translation"]),
         output_shape=list(layout["shape"]), levels=[list(a.shape) for a in store.levels],
         chunks=list(lvl0.chunks), shards=list(lvl0.shards) if lvl0.shards else None,

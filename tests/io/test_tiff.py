@@ -85,3 +85,21 @@ def test_a_one_micrometre_pixel_is_a_pixel_size_not_a_missing_one(tmp_path):
     assert read_tiff(path)[1] == pytest.approx((1.0, 1.0))
     path = write_tiff(tmp_path / "vol.tif", np.stack([data, data]), spacing=(2.0, 1.0, 1.0))
     assert read_tiff(path)[1] == pytest.approx((2.0, 1.0, 1.0))
+
+
+def test_an_imagej_time_series_keeps_its_time_axis_only_where_asked(tmp_path, sample):
+    import tifffile
+
+    from srbio.io.image import open_series
+
+    image, _ = sample
+    stack = image[:6, :20, :30].reshape(3, 2, 20, 30)  # t, z, y, x
+    path = tmp_path / "tzyx.tif"
+    tifffile.imwrite(path, stack, imagej=True, resolution=(10.0, 10.0),
+                     metadata={"axes": "TZYX", "unit": "um", "spacing": 0.5, "finterval": 4.0})
+    with pytest.raises(ValueError, match="tzyx.tif.*time axis has 3 entries"):
+        open_lazy(path)
+    data, spacing, lead = open_series(path)
+    np.testing.assert_array_equal(np.asarray(data), stack)
+    assert spacing == pytest.approx((0.5, 0.1, 0.1))
+    assert (lead.name, lead.size, lead.step, lead.unit) == ("t", 3, 4.0, "second")

@@ -43,15 +43,28 @@ def test_a_truncated_uncompressed_stack_is_not_read_as_its_first_plane(srbio, tm
 @pytest.mark.parametrize(("data", "kw", "what"), [
     (np.zeros((40, 48, 3), np.uint8), {}, "sample (RGB) axis has 3 entries"),
     (planes(6), {"imagej": True, "metadata": {"axes": "CYX"}}, "channel axis has 6 entries"),
-    (planes(5), {"imagej": True, "metadata": {"axes": "TYX"}}, "time axis has 5 entries"),
 ])
-def test_channel_rgb_and_time_axes_are_refused_not_read_as_z(srbio, tmp_path, model, data, kw,
-                                                             what):
+def test_channel_and_rgb_axes_are_refused_not_read_as_z(srbio, tmp_path, model, data, kw, what):
     path = tmp_path / "multi.tif"
     tifffile.imwrite(path, data, **kw)
     code, err = predict(srbio, model, path, tmp_path / "o.ome.zarr", "--spacing", "0.2", "0.2")
     assert code == 2 and f"multi.tif: its {what}" in err and "single-channel" in err
     assert not (tmp_path / "o.ome.zarr").exists()
+
+
+def test_a_time_axis_is_predicted_by_predict_and_refused_elsewhere(srbio, tmp_path, model):
+    from srbio.io import open_lazy
+
+    path = tmp_path / "multi.tif"
+    tifffile.imwrite(path, planes(3), imagej=True, metadata={"axes": "TYX", "finterval": 2.0})
+    with pytest.raises(ValueError, match="multi.tif: its time axis has 3 entries.*predict"):
+        open_lazy(path)
+    code, err = predict(srbio, model, path, tmp_path / "o.ome.zarr", "--spacing", "0.2", "0.2")
+    assert code == 0, err
+    group = zarr.open_group(str(tmp_path / "o.ome.zarr"), mode="r")
+    axes = group.attrs["ome"]["multiscales"][0]["axes"]
+    assert [a["name"] for a in axes] == ["t", "y", "x"] and axes[0]["unit"] == "second"
+    assert group["0"].shape[0] == 3
 
 
 def test_singleton_axes_are_dropped_and_a_plain_stack_is_z(tmp_path):

@@ -281,6 +281,11 @@ def test_a_plane_cache_slices_like_an_array(sample):
     np.testing.assert_array_equal(vol[1:4, 2:9, 3:20], whole[1:4, 2:9, 3:20])
     np.testing.assert_array_equal(vol[2], whole[2])
     assert vol.shape == (5, 20, 25)
+    tz = image[:6, :40, :50].reshape(2, 3, 40, 50)  # a time axis in front of z
+    lead = PlaneCache(tz, keep=3)
+    np.testing.assert_array_equal(lead[1, 0:2, 5:9, 1:4], tz[1, 0:2, 5:9, 1:4])
+    np.testing.assert_array_equal(lead[:, 1:3, :3, :], tz[:, 1:3, :3, :])
+    assert lead[0, 3:3].shape == (0, 40, 50)
 
 
 def test_a_new_store_never_reads_the_logs_of_a_deleted_one(tmp_path, job, reference):
@@ -323,3 +328,33 @@ def test_a_failing_part_never_removes_the_shared_store(tmp_path, job, monkeypatc
     with pytest.raises(ValueError, match="simulated failure"):
         run_predict(job["model"], job["input"], tmp_path / "g.ome.zarr", CFG, progress=False)
     assert not (tmp_path / "g.ome.zarr").exists()  # a whole run removes what it never wrote
+
+
+def test_a_time_series_is_predicted_one_time_point_at_a_time(tmp_path, job, sample):
+    """A t, y, x OME-Zarr: every time point as if predicted alone; t keeps its step/origin."""
+    from ome_zarr.format import FormatV05
+    from ome_zarr.writer import write_multiscales_metadata
+    from ome_zarr_models.v05.image import Image
+
+    image, spacing = sample
+    frames = image[20:23, ::2, ::2][:, :45, :70]
+    group = zarr.open_group(str(tmp_path / "t.ome.zarr"), mode="w", zarr_format=3)
+    group.create_array("0", data=frames, chunks=(1, 45, 70), dimension_names=["t", "y", "x"])
+    write_multiscales_metadata(group, [{"path": "0", "coordinateTransformations": [
+        {"type": "scale", "scale": [30.0, 2 * spacing[1], 2 * spacing[2]]},
+        {"type": "translation", "translation": [60.0, 0.0, 0.0]}]}], fmt=FormatV05(), axes=[
+        {"name": "t", "type": "time", "unit": "second"},
+        {"name": "y", "type": "space", "unit": "micrometer"},
+        {"name": "x", "type": "space", "unit": "micrometer"}])
+    out = tmp_path / "p.ome.zarr"
+    rec = run_predict(job["model"], tmp_path / "t.ome.zarr", out, CFG, progress=False)
+    assert rec.axes == ["t", "y", "x"] and rec.output_shape == [3, 90, 140]
+    assert rec.output_spacing[0] == 30.0 and rec.output_translation[0] == 60.0
+    Image.from_zarr(zarr.open_group(str(out), mode="r"))
+    levels = _levels(out)
+    assert [lvl.shape[0] for lvl in levels] == [3] * len(levels)
+    for t in (0, 2):  # the same bytes as the time point predicted on its own
+        alone = write_tiff(tmp_path / f"t{t}.tif", frames[t],
+                           spacing=(2 * spacing[1], 2 * spacing[2]))
+        run_predict(job["model"], alone, tmp_path / f"t{t}.ome.zarr", CFG, progress=False)
+        np.testing.assert_array_equal(levels[0][t], _levels(tmp_path / f"t{t}.ome.zarr")[0])
