@@ -114,7 +114,7 @@ def loop_case(label: str, model: Path, src: Path, data, tmp: Path, repeats: int,
     cfg = PredictConfig()
     net, header, device = _load(model, cfg)
     job = PredictJob(str(model), str(src), str(tmp / "loop.ome.zarr"), cfg, None, False, 0)
-    lazy, sp, origin, _ = _input(job, header)
+    lazy, sp, origin, _, _ = _input(job, header)
     data = lazy if data is None else data
     halo, _ = halo_for(net, cfg.halo, dims=2, device=device, tile_shape=cfg.tile_shape,
                        overlap=cfg.overlap)

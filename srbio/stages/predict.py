@@ -81,9 +81,14 @@ class PlaneCache:
 
 
 def _whole_planes(data) -> bool:
-    """Whether a lazily opened input is stored a whole plane per chunk (dask chunks)."""
+    """Whether a lazily opened input is stored in whole rows (dask chunks).
+
+    A TIFF page, or a TIFF in strips (chunks of whole rows): reading a block's window would
+    decode every strip it touches again for each block along the row, so such inputs are
+    decoded a whole plane at a time instead (:class:`PlaneCache`).
+    """
     chunks = getattr(data, "chunks", None)
-    return bool(chunks) and len(chunks[-2]) == 1 and len(chunks[-1]) == 1
+    return bool(chunks) and len(chunks[-1]) == 1 and len(chunks[-2]) >= 1
 
 
 def _training_grid(data, sp: tuple[float, ...], origin: tuple[float, ...], header: ModelHeader,
