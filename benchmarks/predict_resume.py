@@ -13,8 +13,9 @@ Reported per kill point:
 * blocks the rerun computed (its record's ``blocks_computed``): should equal unfinished;
 * every pyramid level bit-identical to the uninterrupted run;
 * rerun time ÷ (unfinished share × uninterrupted time), by process wall and by the record's
-  seconds (target ≤ 1.10; the fixed costs of a run — interpreter and imports, the receptive
-  field probe, the whole pyramid — are paid again by a rerun).
+  seconds (target ≤ 1.10; the fixed costs of a process — interpreter, imports, loading the
+  model — are paid again by a rerun; the pyramid of the finished part is already built and
+  the halo measured at creation is reused).
 
 The machine may be shared: "other cores" is what other processes used meanwhile (during the
 uninterrupted run, and during each rerun); a run where they used ≥ 0.3 cores is redone (up to
