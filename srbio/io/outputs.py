@@ -6,7 +6,8 @@ Every output srbio writes is recognisable as its own, and by which stage:
 - a zarr store (patches, prediction) carries ``attributes["srbio"]["output"]``;
 - a JSON record carries its version tag ``srbio.<kind>/<n>``; the report starts ``# srbio report``.
 
-:func:`claim` is called by every stage before any work: an existing path is replaced only when
+:func:`claim` is called by every stage before any work. It locks the output for the run
+(:mod:`srbio.io.locks`: a second writer is refused, naming the first). An existing path is replaced only when
 it is an output of the same stage **and** the caller asked for it (``overwrite``, which the
 workflow passes when re-running its own outputs); anything else that exists there is refused
 with a message naming it, and so is an output equal to, inside or around one of the inputs.
@@ -25,6 +26,8 @@ import shutil
 import socket
 from collections.abc import Iterable
 from pathlib import Path
+
+from srbio.io.locks import acquire, release
 
 MARKER = ".srbio-output.json"
 # the stage that writes each record kind
@@ -89,8 +92,11 @@ def _check_writable(path: Path) -> None:
 
 
 def claim(path: str | os.PathLike, stage: str, *, inputs: Iterable[str | os.PathLike] = (),
-          overwrite: bool = False) -> Path:
-    """Check that stage ``stage`` may write its output at ``path``; return the path.
+          overwrite: bool = False, share: str | None = None) -> Path:
+    """Claim ``path`` for this run of stage ``stage`` (see :mod:`srbio.io.locks`); return it.
+
+    The output is locked for the run first (a second writer is refused, naming this one),
+    then checked: it may be replaced only when it is an earlier output of the same stage.
 
     Parameters
     ----------
@@ -102,11 +108,15 @@ def claim(path: str | os.PathLike, stage: str, *, inputs: Iterable[str | os.Path
         The stage's inputs: the output may not be one of them, lie inside one or contain one.
     overwrite : bool
         Replace an earlier output of the same stage (never anything else).
+    share : str, optional
+        Claim one share of an output that several processes write on purpose (a
+        ``predict --part``): shares exclude the same share and an unshared claim.
 
     Raises
     ------
     ValueError
-        Naming the path and why it cannot be written (nothing has been written yet).
+        Naming the path and why it cannot be written (nothing has been written yet);
+        :class:`~srbio.io.locks.OutputBusy` when another live process writes it.
     """
     out = Path(path).absolute()
     for given in inputs:
@@ -116,11 +126,22 @@ def claim(path: str | os.PathLike, stage: str, *, inputs: Iterable[str | os.Path
             raise ValueError(f"{path}: the output {how} the input {given}; choose another "
                              f"output path (inputs are never written)")
     _check_writable(out)
+    lock = acquire(out, stage, share=share)
+    try:
+        _check_owner(path, out, stage, overwrite)
+    except BaseException:
+        release(lock)
+        raise
+    return Path(path)
+
+
+def _check_owner(path: str | os.PathLike, out: Path, stage: str, overwrite: bool) -> None:
+    """Refuse an existing ``out`` unless it is an output of ``stage`` and ``overwrite``."""
     if not out.exists() and not out.is_symlink():
-        return Path(path)
+        return
     found = owner(out)
     if out.is_dir() and found is None and not any(out.iterdir()):
-        return Path(path)  # an empty folder (e.g. made by Snakemake for its outputs)
+        return  # an empty folder (e.g. made by Snakemake for its outputs)
     if found != stage:
         what = f"an srbio {found} output" if found else _describe(out)
         raise ValueError(f"{path}: exists and is not an output of srbio {stage} (it is {what}); "
@@ -128,7 +149,6 @@ def claim(path: str | os.PathLike, stage: str, *, inputs: Iterable[str | os.Path
     if not overwrite:
         raise ValueError(f"{path}: holds an earlier srbio {stage} output; pass --overwrite to "
                          f"replace it (nothing was changed)")
-    return Path(path)
 
 
 def temporary_name(final: Path) -> Path:

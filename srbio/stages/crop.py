@@ -12,12 +12,14 @@ from srbio.core.crop import largest_valid_box, valid_bbox
 from srbio.core.grid import box_slices, lateral_factors, scale_box
 from srbio.io import read_image, read_mask, write_image
 from srbio.io.atomic import replace_folder
+from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim
 from srbio.io.records import Crop, CropFiles, RegisterFiles, Registration
 
 log = logging.getLogger(__name__)
 
 
+@releases_claims
 def run_crop(register_dir: str | os.PathLike, hr_path: str | os.PathLike,
              out_dir: str | os.PathLike, *, cfg: CropConfig | None = None,
              overwrite: bool = False) -> CropFiles:

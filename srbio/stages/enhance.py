@@ -15,6 +15,7 @@ from srbio.core import enhance
 from srbio.core.dtypes import fit_uint16
 from srbio.io import read_image, write_image
 from srbio.io.atomic import replace_folder
+from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim
 from srbio.io.records import Crop, CropFiles, EnhanceFiles, Enhancement
 
@@ -73,6 +74,7 @@ def _apply(image: np.ndarray, spacing: tuple[float, ...], cfg: EnhanceConfig, ba
     return image, steps
 
 
+@releases_claims
 def run_enhance(crop_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: EnhanceConfig, *,
                 base: str | os.PathLike = ".", overwrite: bool = False) -> EnhanceFiles:
     """Apply ``cfg.steps`` in order to a crop folder's HR; the LR and mask are copied.

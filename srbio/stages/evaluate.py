@@ -17,6 +17,7 @@ from srbio.core.grid import band
 from srbio.core.metrics import linear_fit, near_duplicates, nrmse, psnr, ssim, upsample
 from srbio.core.normalise import denormalise, normalise
 from srbio.io.atomic import replace_folder
+from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim
 from srbio.io.records import (
     NO_TTA,
@@ -129,6 +130,7 @@ def _evaluate_pair(c: PreparedPair, predictor, split: SplitConfig, scale: int, n
             seconds, int(outputs["network"].size))
 
 
+@releases_claims
 def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.PathLike],
                  out_dir: str | os.PathLike, split: SplitConfig, predict_cfg: PredictConfig, *,
                  overwrite: bool = False) -> Evaluation:

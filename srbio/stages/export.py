@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 
 from srbio.io.atomic import replace_folder
+from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim
 from srbio.io.records import Export, ExportedFile, ExportFiles
 from srbio.models.registry import network_info
@@ -16,6 +17,7 @@ log = logging.getLogger(__name__)
 TOLERANCE = 1e-4  # normalised units: 1e-4 of the HR range, far below one 16-bit level of noise
 
 
+@releases_claims
 def run_export(model: str | os.PathLike, out_dir: str | os.PathLike,
                formats: Sequence[str] = ("torchscript", "onnx"), *, overwrite: bool = False
                ) -> ExportFiles:

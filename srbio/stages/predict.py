@@ -28,6 +28,7 @@ from srbio.core.grid import resample_plane
 from srbio.io import image_origin
 from srbio.io.axes import SeriesAxis
 from srbio.io.image import load_pixels, open_series
+from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim, remove
 from srbio.io.records import ModelHeader, Prediction, prediction_record_path
 from srbio.io.store import PredictionStore, progress_folder
@@ -418,6 +419,7 @@ def _open(model_path, input_path, output: Path, cfg: PredictConfig, *, spacing,
                    store, header, device, layout, sp, resampled_from, created)
 
 
+@releases_claims
 def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
                 output_path: str | os.PathLike, cfg: PredictConfig, *,
                 spacing: list[float] | None = None, progress: bool = True,
@@ -439,8 +441,9 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
         The record, when this call finished the store.
     """
     output, record_path = Path(output_path), prediction_record_path(output_path)
+    share = f"part-{part[0]}-of-{part[1]}" if part else None  # parts write one store at once
     for path in (output, record_path):
-        claim(path, "predict", inputs=[model_path, input_path], overwrite=True)
+        claim(path, "predict", inputs=[model_path, input_path], overwrite=True, share=share)
     start = time.perf_counter()
     job = _open(model_path, input_path, output, cfg, spacing=spacing,
                 allow_missing_chunks=allow_missing_chunks, overwrite=overwrite,

@@ -14,6 +14,7 @@ from srbio.core.dtypes import to_uint16
 from srbio.core.grid import band
 from srbio.core.normalise import estimate_range
 from srbio.core.patches import sample_patches
+from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim
 from srbio.io.patches import write_patches
 from srbio.io.records import Normalisation, Patches, Range, patches_record_path
@@ -22,6 +23,7 @@ from srbio.stages.common import PreparedPair, load_pairs, split_regions
 log = logging.getLogger(__name__)
 
 
+@releases_claims
 def run_normalise(crop_dirs: Sequence[str | os.PathLike], out_json: str | os.PathLike,
                   cfg: NormaliseConfig, split: SplitConfig, *, overwrite: bool = False
                   ) -> Normalisation:
@@ -93,6 +95,7 @@ def _draw(pairs: Sequence[PreparedPair], part: str, total: int, cfg: PatchesConf
     return np.concatenate(lrs), np.concatenate(hrs)
 
 
+@releases_claims
 def run_patches(crop_dirs: Sequence[str | os.PathLike], out_path: str | os.PathLike,
                 cfg: PatchesConfig, split: SplitConfig, *, overwrite: bool = False) -> Patches:
     """Extract 16-bit LR/HR patch pairs from the train and (disjoint) validation regions.

@@ -17,6 +17,7 @@ from srbio.core import transforms as tf
 from srbio.core.validity import valid_mask
 from srbio.io import read_image, write_image
 from srbio.io.atomic import replace_folder
+from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim
 from srbio.io.records import QCVerdict, RegisterFiles, Registration
 from srbio.stages.common import as_spacing
@@ -190,6 +191,7 @@ def _stop(out: RegisterFiles, record: Registration, v: _Views, pair: str) -> Non
                      f"or adjust register.qc")
 
 
+@releases_claims
 def run_register(fixed_path: str | os.PathLike, moving_path: str | os.PathLike,
                  out_dir: str | os.PathLike, cfg: RegisterConfig, *,
                  fixed_spacing: list[float] | None = None,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from srbio.io.atomic import atomic_path
+from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim
 from srbio.io.records import (
     NO_TTA,
@@ -138,6 +139,7 @@ def _models(evaluations: Sequence[str | os.PathLike], trainings: Sequence[str | 
     return models
 
 
+@releases_claims
 def run_report(out_md: str | os.PathLike, *, evaluation: Sequence[str | os.PathLike],
                training: Sequence[str | os.PathLike], normalisation: str | os.PathLike,
                registrations: Sequence[str | os.PathLike], overwrite: bool = False) -> Path:

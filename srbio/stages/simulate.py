@@ -11,6 +11,7 @@ from srbio.config import SimulateParams
 from srbio.core.simulate import simulate_lr
 from srbio.io import read_image, write_image
 from srbio.io.atomic import replace_folder
+from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim
 from srbio.io.records import SimulateFiles, Simulation
 from srbio.stages.common import as_spacing
@@ -18,6 +19,7 @@ from srbio.stages.common import as_spacing
 log = logging.getLogger(__name__)
 
 
+@releases_claims
 def run_simulate(hr_path: str | os.PathLike, out_dir: str | os.PathLike, params: SimulateParams,
                  *, hr_spacing: list[float] | None = None, overwrite: bool = False
                  ) -> SimulateFiles:

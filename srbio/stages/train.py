@@ -13,6 +13,7 @@ import numpy as np
 
 from srbio.config import ModelConfig, TrainConfig
 from srbio.io.atomic import atomic_files
+from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim, mark_folder, process_rank
 from srbio.io.records import (
     ModelHeader,
@@ -173,6 +174,7 @@ def _check_files(cfg: TrainConfig) -> None:
             raise FileNotFoundError(f"{path}: {key} not found")
 
 
+@releases_claims
 def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
               out_dir: str | os.PathLike, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
               resume: bool = False, progress: bool = True, overwrite: bool = False
