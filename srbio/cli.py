@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -360,9 +361,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("matplotlib", "PIL", "fsspec", "asyncio", "onnx_ir", "onnxscript",
                   "torch.onnx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    received: list[int] = []
+    previous = _on_signals(received)
     try:
         args.func(args)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
         print(f"srbio {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        signum = received[0] if received else signal.SIGINT
+        detail = f" ({exc})" if str(exc) else ""
+        print(f"srbio {args.command}: stopped by {signal.Signals(signum).name}{detail}; "
+              f"this run's outputs were not completed (what a rerun can continue is kept: "
+              f"finished prediction blocks, training checkpoints for --resume)",
+              file=sys.stderr)
+        return 128 + int(signum)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _on_signals(received: list[int]) -> dict:
+    """Make SIGTERM and SIGHUP stop a stage like Ctrl-C: cleanup runs, the exit is non-zero.
+
+    Returns the handlers they replaced (restored when the command ends). Only in the main
+    thread (elsewhere Python cannot set handlers).
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def stop(signum: int, frame) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {}
+    for signum in _STOP_SIGNALS:
+        previous[signum] = signal.getsignal(signum)
+        signal.signal(signum, stop)
+    return previous

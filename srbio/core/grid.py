@@ -12,6 +12,52 @@ from scipy import ndimage as ndi
 
 Box = tuple[tuple[int, int], ...]  # per axis (start, stop), stop exclusive
 
+# Sane limits, checked before any resampling. Paired microscope acquisitions differ in pixel
+# size by 1-10x (objectives 10x-100x, binning); 16x leaves room and still catches a wrong
+# pixel size (a 72-dpi screen resolution, an inch unit, a model header in metres) before it
+# asks for a plane of tens of GiB. A resampled plane above 2^30 pixels (4 GiB in float32, a
+# 32768^2 plane) is refused for the same reason.
+MAX_RESAMPLE_FACTOR = 16.0
+MAX_PLANE_PIXELS = 2**30
+
+
+def check_resampling(source_spacing: tuple[float, ...], target_spacing: tuple[float, ...],
+                     shape: tuple[int, ...], *, what: str, override: str) -> None:
+    """Refuse a lateral resampling by an absurd factor or onto an absurd plane size.
+
+    Parameters
+    ----------
+    source_spacing, target_spacing : tuple of float
+        Pixel sizes (µm) before and after; only the lateral (last two) entries count.
+    shape : tuple of int
+        The image shape before resampling.
+    what : str
+        What is resampled onto what, for the message (with the file names).
+    override : str
+        How the user gives the right pixel sizes (e.g. ``--spacing``).
+
+    Raises
+    ------
+    ValueError
+        Naming both pixel sizes, the factor, the limit and ``override``.
+    """
+    src, dst = np.asarray(source_spacing[-2:], float), np.asarray(target_spacing[-2:], float)
+    factors = src / dst
+    worst = float(max(factors.max(), 1 / factors.min()))
+    sizes = (f"{[float(f'{v:.6g}') for v in src]} µm onto "
+             f"{[float(f'{v:.6g}') for v in dst]} µm")
+    if worst > MAX_RESAMPLE_FACTOR:
+        raise ValueError(f"{what}: resampling {sizes} is a factor of {worst:.4g}, beyond the "
+                         f"{MAX_RESAMPLE_FACTOR:g}x srbio accepts (paired acquisitions differ "
+                         f"by 1-10x): a pixel size is probably wrong (a 72-dpi screen "
+                         f"resolution, a unit in inches or metres); give the right one with "
+                         f"{override}")
+    pixels = float(np.prod(np.asarray(shape[-2:], float) * factors))
+    if pixels > MAX_PLANE_PIXELS:
+        raise ValueError(f"{what}: resampling {sizes} would make planes of {pixels:.3g} "
+                         f"pixels, beyond the {MAX_PLANE_PIXELS:.3g} srbio accepts (4 GiB in "
+                         f"float32); check the pixel sizes, or give them with {override}")
+
 
 def lr_grid(hr_shape: tuple[int, ...], hr_spacing: tuple[float, ...], factor: float
             ) -> tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]]:

@@ -142,9 +142,14 @@ _WORKER: Job | None = None
 
 
 def _init_worker(factory: Callable[[], Job], threads: int) -> None:
+    import signal
+
     import torch
 
     global _WORKER
+    # Ctrl-C reaches the whole process group: the parent stops the run, its workers finish
+    # the block they hold instead of printing a traceback each
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     _WORKER = factory()
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from srbio.config import PredictConfig
-from srbio.core.grid import resample_plane
+from srbio.core.grid import check_resampling, resample_plane
 from srbio.io import image_origin
 from srbio.io.axes import SeriesAxis
 from srbio.io.image import load_pixels, open_series
@@ -111,6 +111,9 @@ def _training_grid(data, sp: tuple[float, ...], origin: tuple[float, ...], heade
         raise ValueError(f"{source}: lateral pixel size {found} µm is not the {list(trained)} µm "
                          f"the model was trained at; let srbio resample it (drop --no-resample) "
                          f"or resample it yourself")
+    check_resampling(sp, trained, tuple(data.shape), override="--spacing (or `spacing` of "
+                     "the predict volume in config.yaml)",
+                     what=f"{source} (for a model trained at {list(trained)} µm)")
     lateral = tuple(max(1, round(n * s / t)) for n, s, t in zip(data.shape[-2:], sp[-2:],
                                                                     trained, strict=True))
     log.warning("%s: lateral pixel size %s µm resampled onto the %s µm the model was trained at "

@@ -67,6 +67,9 @@ def _read(fixed_path: str | os.PathLike, moving_path: str | os.PathLike, cfg: Re
     if fixed.ndim != moving.ndim:
         raise ValueError(f"{moving_path} is {moving.ndim}D but {fixed_path} is {fixed.ndim}D; "
                          f"LR and HR must have the same dimensionality")
+    grid.check_resampling(m_sp, f_sp, moving.shape, what=f"{moving_path} onto {fixed_path}",
+                          override="--moving-spacing / --fixed-spacing (lr_spacing / "
+                          "hr_spacing of the pair in config.yaml)")
     if np.all(np.asarray(m_sp) < np.asarray(f_sp) * 0.999):
         raise ValueError(f"{moving_path}: LR pixel size {m_sp} µm is finer than the HR's {f_sp} "
                          f"({fixed_path}); pass the LR as moving and the HR as fixed")

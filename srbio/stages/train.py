@@ -208,6 +208,9 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
     log.info("training %s (%d parameters) on %d patches, validating on %d", spec,
              count_parameters(net), len(train), len(val))
     out = TrainFiles(mark_folder(out_dir, "train") if rank0 else Path(out_dir))
+    if rank0:  # an earlier run's model never stays beside this run's checkpoints
+        for done in (out.model, out.record, out.curve):
+            done.unlink(missing_ok=True)
     start = time.perf_counter()
     net, logs = fit(net, train, val, checkpoints=out.checkpoints, logs=out.logs, resume=resume,
                     progress=progress, **_fit_options(train_cfg))

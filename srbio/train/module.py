@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -162,6 +163,38 @@ def _loggers(log_dir: Path) -> list:
                               default_hp_metric=False)]
 
 
+def _prepare_folders(ckpt_dir: Path, log_dir: Path, resume: bool) -> Path:
+    """The checkpoint to resume from (which must exist), or a clean start.
+
+    A fresh run removes the checkpoints and logs of a past run, so they never mix.
+    """
+    last = ckpt_dir / "last.ckpt"
+    if resume and not last.exists():
+        raise FileNotFoundError(f"{last}: no checkpoint to resume from")
+    if not resume and process_rank() == 0:
+        for stale in (ckpt_dir, log_dir):
+            if stale.exists():
+                shutil.rmtree(stale)
+    return last
+
+
+def _fit_or_interrupt(trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+    """``trainer.fit``; a signal that stopped it is raised as :class:`KeyboardInterrupt`.
+
+    Lightning answers SIGTERM by ending the loop with ``SIGTERMException`` and Ctrl-C with
+    ``sys.exit(1)``: both are ``SystemExit``, which a caller would take for a normal end (exit
+    status 0 for SIGTERM) and nothing would say why no model exists. The checkpoints of
+    finished epochs stay for ``--resume``.
+    """
+    try:
+        trainer.fit(*args, **kwargs)
+    except SystemExit as exc:
+        raise KeyboardInterrupt(
+            f"training was stopped ({type(exc).__name__}) in epoch {trainer.current_epoch} at "
+            f"step {trainer.global_step}; the checkpoint of the last finished epoch is kept "
+            f"for --resume") from None
+
+
 def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
         checkpoints: str | os.PathLike, logs: str | os.PathLike, epochs: int, batch_size: int,
         learning_rate: float, precision: str = "32", accelerator: str = "auto",
@@ -186,13 +219,7 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
     ``max_minutes`` stops training after that wall time.
     """
     ckpt_dir, log_dir = Path(checkpoints), Path(logs)
-    last = ckpt_dir / "last.ckpt"
-    if resume and not last.exists():
-        raise FileNotFoundError(f"{last}: no checkpoint to resume from")
-    if not resume and process_rank() == 0:  # never mix in checkpoints or logs of a past run
-        for stale in (ckpt_dir, log_dir):
-            if stale.exists():
-                shutil.rmtree(stale)
+    last = _prepare_folders(ckpt_dir, log_dir, resume)
     L.seed_everything(seed, workers=True, verbose=False)
     if compile:
         net.compile()
@@ -209,10 +236,11 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
     loader_kw = {"batch_size": batch_size, "num_workers": num_workers,
                  "persistent_workers": num_workers > 0}
     order = EpochSampler(len(train), seed=seed)  # the same batches after a resume
-    trainer.fit(module, DataLoader(train, sampler=order, drop_last=len(train) > batch_size,
-                                   **loader_kw),
-                DataLoader(val, shuffle=False, **loader_kw),
-                ckpt_path=str(last) if resume else None, weights_only=True)
+    _fit_or_interrupt(trainer, module,
+                      DataLoader(train, sampler=order, drop_last=len(train) > batch_size,
+                                 **loader_kw),
+                      DataLoader(val, shuffle=False, **loader_kw),
+                      ckpt_path=str(last) if resume else None, weights_only=True)
     if trainer.global_rank != 0:
         return None, log_dir
     if best.best_model_path and not adversarial:

@@ -106,3 +106,52 @@ def test_a_constant_input_is_predicted_with_a_warning(srbio, tmp_path, model):
                      metadata={"unit": "um"})
     code, err = predict(srbio, model, flat, tmp_path / "o.ome.zarr")
     assert code == 0 and "the input is constant (every pixel is 7)" in err
+
+
+def _model_at(path, lr_um: float):
+    """A tiny RCAN whose header says it was trained at ``lr_um`` µm LR pixels."""
+    from srbio.io.modelfile import save_model_file
+    from srbio.io.records import ModelHeader, NetworkSpec, Normalisation, PixelSizes, Range
+    from srbio.models import build_network
+
+    net = build_network("rcan", scale=2, preset="tiny")
+    header = ModelHeader(network=NetworkSpec.from_config(net.config),
+                         normalisation=Normalisation(lr=Range(vmin=0, vmax=1000),
+                                                     hr=Range(vmin=0, vmax=1000)),
+                         spacing=PixelSizes(lr=[lr_um, lr_um], hr=[lr_um / 2, lr_um / 2]))
+    return save_model_file(path, header, net.state_dict())
+
+
+@pytest.mark.parametrize(("tiff_kw", "lr_um", "factor"), [
+    ({"resolution": (72, 72), "resolutionunit": "INCH"}, 0.2, "1764"),  # a 72-dpi default
+    ({"resolution": (96, 96), "resolutionunit": "INCH"}, 0.2, "1323"),
+    ({"resolution": (5, 5), "imagej": True, "metadata": {"unit": "um"}}, 1e-6, "2e+05"),
+])
+def test_absurd_pixel_sizes_are_refused_before_any_resampling(srbio, tmp_path, tiff_kw, lr_um,
+                                                              factor):
+    src = tmp_path / "plane.tif"
+    tifffile.imwrite(src, planes(1)[0], **tiff_kw)
+    model = _model_at(tmp_path / "m.pt", lr_um)
+    before = sha(src)
+    code, err = predict(srbio, model, src, tmp_path / "o.ome.zarr")
+    assert code == 2, err
+    assert "plane.tif (for a model trained at" in err and f"a factor of {factor}" in err
+    assert "--spacing" in err and "Traceback" not in err
+    assert not (tmp_path / "o.ome.zarr").exists() and sha(src) == before
+    # the override the message names works
+    code, err = predict(srbio, model, src, tmp_path / "o.ome.zarr", "--spacing",
+                        str(lr_um), str(lr_um))
+    assert code == 0, err
+
+
+def test_register_refuses_an_absurd_pixel_size_ratio(srbio, tmp_path, sample):
+    image, spacing = sample
+    hr = tmp_path / "hr.tif"
+    tifffile.imwrite(hr, image[5, :120, :120], imagej=True, resolution=(1 / 0.1, 1 / 0.1),
+                     metadata={"unit": "um"})
+    lr = tmp_path / "lr.tif"  # an LR whose unit says inch: 0.2 inch pixels
+    tifffile.imwrite(lr, image[5, ::2, ::2][:60, :60], imagej=True,
+                     resolution=(1 / 0.2, 1 / 0.2), metadata={"unit": "inch"})
+    code, err = srbio("register", "--fixed", hr, "--moving", lr, "--out", tmp_path / "reg")
+    assert code == 2 and "lr.tif onto" in err and "beyond the 16x" in err, err
+    assert "--moving-spacing" in err and not (tmp_path / "reg").exists()

@@ -1,0 +1,83 @@
+"""Signals (issue 22, class 4): SIGTERM / SIGINT end a stage with a non-zero exit and one clear
+line, leave nothing that looks complete, and keep what a rerun continues."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import zarr
+
+from srbio.config import ModelConfig, TrainConfig
+from srbio.io import write_tiff
+from srbio.io.locks import lock_file
+from srbio.io.records import prediction_record_path
+from srbio.stages.train import run_train
+
+
+def _srbio(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "srbio", *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _until(check, proc, timeout=120):
+    end = time.monotonic() + timeout
+    while not check():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_predict_cleanly_and_the_same_command_resumes(tmp_path, sample, sig):
+    from tests.reliability.conftest import tiny_model
+
+    image, spacing = sample
+    src = write_tiff(tmp_path / "lr.tif", image[:16, :160, :196],
+                     spacing=(spacing[0], 2 * spacing[1], 2 * spacing[2]))
+    model = tiny_model(tmp_path / "m.pt")
+    out = tmp_path / "o.ome.zarr"
+    args = ("predict", "--model", model, "--input", src, "--output", out, "--quiet",
+            "--tile", "48", "48")
+    proc = _srbio(*args)
+    progress = tmp_path / f".{out.name}.progress"
+    _until(lambda: any(p.stat().st_size for p in progress.rglob("*.log")), proc)
+    proc.send_signal(sig)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 128 + sig, err
+    assert f"srbio predict: stopped by {signal.Signals(sig).name}" in err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert zarr.open_group(str(out), mode="r").attrs["srbio"]["status"] == "incomplete"
+    assert not prediction_record_path(out).exists() and not lock_file(out).exists()
+    again = _srbio(*args)
+    assert again.wait(timeout=300) == 0, again.stderr.read()
+    rec = json.loads(prediction_record_path(out).read_text())
+    assert 0 < rec["blocks_computed"] < rec["blocks"]  # finished blocks were kept
+
+
+def test_sigterm_stops_training_without_a_model_keeping_its_checkpoints(prepared, tmp_path):
+    args = (prepared / "patches.zarr", prepared / "normalisation.json")
+    cfg = TrainConfig(epochs=40, batch_size=8, learning_rate=1e-3)
+    out = tmp_path / "t"
+    run_train(*args, out, ModelConfig(preset="tiny"), cfg.model_copy(update={"epochs": 1}),
+              progress=False)  # an earlier, complete run that --overwrite replaces
+    settings = json.dumps({"model": {"preset": "tiny"}, "train": cfg.model_dump(mode="json")})
+    proc = _srbio("train", "--patches", args[0], "--normalisation", args[1], "--out", out,
+                  "--settings", settings, "--quiet", "--overwrite")
+    last = out / "checkpoints" / "last.ckpt"
+    _until(lambda: last.exists() and not (out / "model.pt").exists(), proc)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "srbio train: stopped by SIGTERM" in err and "--resume" in err
+    assert "Traceback" not in err
+    # nothing that looks complete: neither this run's model nor the replaced run's
+    assert not (out / "model.pt").exists() and not (out / "training.json").exists()
+    assert last.exists() and not lock_file(out).exists()
+    epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
+    assert epoch < 39
