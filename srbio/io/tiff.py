@@ -60,6 +60,11 @@ def _planes(tif: tifffile.TiffFile, path: Path, *, series: bool = False
     unless ``series`` (then it is kept in front). A file holding fewer planes than its ImageJ
     metadata announces (a truncated file) is refused.
     """
+    if len(tif.series) > 1:
+        shapes = ", ".join(f"{s.name or i}: {s.axes} {tuple(s.shape)}"
+                           for i, s in enumerate(tif.series))
+        raise ValueError(f"{path}: holds {len(tif.series)} image series ({shapes}); srbio reads "
+                         f"one image per file: save the series you want as its own file")
     s0 = tif.series[0]
     axes, shape = s0.axes, tuple(s0.shape)
     ij = tif.imagej_metadata or {}
@@ -68,6 +73,11 @@ def _planes(tif: tifffile.TiffFile, path: Path, *, series: bool = False
     if announced > planes:
         raise ValueError(f"{path}: holds {planes} of the {announced} planes its ImageJ metadata "
                          f"announces; the file is truncated or corrupt")
+    if tif.is_imagej and len(tif.pages) > planes:
+        raise ValueError(f"{path}: holds {len(tif.pages)} pages but its ImageJ metadata "
+                         f"announces {planes} planes ({ij.get('images')} images, axes {axes}); "
+                         f"reading it either way could be wrong: fix its metadata (e.g. Fiji: "
+                         f"Image > Properties) and save it again")
     stacks = [a for a, n in zip(axes, shape, strict=True) if a in _Z_AXES and n > 1]
     if len(stacks) > 1:
         raise ValueError(f"{path}: axes {axes} (shape {shape}) hold more than one stack axis")
@@ -187,8 +197,30 @@ def open_tiff_series(path: str | os.PathLike, *, series: bool = False
     return data, spacing, lead
 
 
+def _ome_spacing(tif: tifffile.TiffFile, ndim: int, path: Path) -> tuple[float, ...] | None:
+    """Pixel sizes in µm (array axis order) from an OME-TIFF's OME-XML (None: not given)."""
+    try:
+        image = tifffile.xml2dict(tif.ome_metadata or "")["OME"]["Image"]
+        pixels = (image[0] if isinstance(image, list) else image)["Pixels"]
+    except (KeyError, TypeError, IndexError, ValueError):
+        return None
+    sizes = []
+    for axis in "ZYX"[3 - ndim:]:
+        value = pixels.get(f"PhysicalSize{axis}")
+        if value is None:
+            return None
+        unit = pixels.get(f"PhysicalSize{axis}Unit", "µm")  # OME's default unit
+        sizes.append(to_micrometres(float(value), unit,
+                                    source=f"{path}: OME-XML PhysicalSize{axis}Unit"))
+    return tuple(sizes)
+
+
 def _spacing(tif: tifffile.TiffFile, ndim: int, path: Path) -> tuple[float, ...] | None:
-    """Pixel sizes in µm (array axis order) from the resolution tags and ImageJ metadata."""
+    """Pixel sizes in µm (array axis order): OME-XML, else resolution tags and ImageJ metadata."""
+    if tif.is_ome:
+        ome = _ome_spacing(tif, ndim, path)
+        if ome is not None:
+            return ome
     ij = tif.imagej_metadata or {}
     unit = ij.get("unit")
     if unit is not None and is_uncalibrated(unit):

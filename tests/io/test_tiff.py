@@ -103,3 +103,35 @@ def test_an_imagej_time_series_keeps_its_time_axis_only_where_asked(tmp_path, sa
     np.testing.assert_array_equal(np.asarray(data), stack)
     assert spacing == pytest.approx((0.5, 0.1, 0.1))
     assert (lead.name, lead.size, lead.step, lead.unit) == ("t", 3, 4.0, "second")
+
+
+def test_ome_xml_physical_sizes_are_read_in_their_units(tmp_path):
+    import tifffile
+
+    path = tmp_path / "a.ome.tif"
+    tifffile.imwrite(path, np.ones((3, 20, 30), np.uint16), ome=True,
+                     metadata={"axes": "ZYX", "PhysicalSizeX": 104.0, "PhysicalSizeXUnit": "nm",
+                               "PhysicalSizeY": 0.104, "PhysicalSizeZ": 0.5})
+    assert open_lazy(path)[1] == pytest.approx((0.5, 0.104, 0.104))
+
+
+def test_several_series_or_more_pages_than_announced_are_refused(tmp_path):
+    import tifffile
+
+    multi = tmp_path / "multi.ome.tif"
+    with tifffile.TiffWriter(multi, ome=True) as w:
+        w.write(np.ones((3, 20, 30), np.uint16), metadata={"axes": "ZYX"})
+        w.write(np.ones((3, 10, 30), np.uint16), metadata={"axes": "ZYX"})
+    with pytest.raises(ValueError, match=r"multi.ome.tif: holds 2 image series .*\(3, 10, 30\)"):
+        open_lazy(multi)
+    more = tmp_path / "more.tif"  # ImageJ metadata edited to announce 3 of its 5 planes
+    tifffile.imwrite(more, np.ones((5, 20, 30), np.uint16), imagej=True,
+                     metadata={"axes": "ZYX"})
+    data = bytearray(more.read_bytes())
+    for old, new in ((b"images=5", b"images=3"), (b"slices=5", b"slices=3")):
+        i = data.find(old)
+        data[i:i + len(old)] = new
+    more.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="more.tif: holds 5 pages but its ImageJ metadata "
+                                         "announces 3 planes"):
+        open_lazy(more)
