@@ -8,10 +8,40 @@ import re
 import shlex
 from pathlib import Path
 
-from srbio.config import model_settings, section_settings, validate_config
-from srbio.io.records import Results, parent, patches_store_path, prediction_store_path
+import yaml
 
-CFG = validate_config(config, source=", ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml")
+from srbio.config import model_settings, read_yaml, section_settings, validate_config
+from srbio.io.records import Results, parent, patches_store_path, prediction_store_path
+from srbio.stages.checks import check_paths
+
+for _file in workflow.configfiles:  # Snakemake's YAML reader keeps the last of duplicate keys
+    read_yaml(_file)
+
+
+def _typed(value):
+    """A --config value as YAML reads it: Snakemake leaves nested ones strings ("3")."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return yaml.safe_load(value) if isinstance(value, str) and value else value
+
+
+def _retyped(merged, overrides):
+    """``merged`` (config file + --config) with the --config leaves typed; strict validation
+    then refuses a wrong type in the file, never a number given on the command line."""
+    out = dict(merged)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _retyped(out[key], value)
+        else:
+            out[key] = _typed(value)
+    return out
+
+
+CFG = validate_config(_retyped(config, workflow.config_settings.overwrite_config), source=", ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml")
+for _problem in check_paths(CFG):
+    raise ValueError(_problem)
 R = Results(Path(CFG.results))
 SIM = {s.name: s for s in CFG.simulate}
 PAIRS = {p.name: p for p in CFG.pairs}

@@ -192,8 +192,12 @@ def cmd_schema(a: argparse.Namespace) -> None:
 def cmd_validate(a: argparse.Namespace) -> None:
     """Validate a config file."""
     from srbio.config import load_config
+    from srbio.stages.checks import check_pairs, check_paths
 
     cfg = load_config(a.config)
+    problems = check_paths(cfg) + check_pairs(cfg)
+    if problems:
+        raise ValueError(f"{a.config}: does not fit its input files:\n  " + "\n  ".join(problems))
     print(f"{a.config}: valid ({len(cfg.pairs)} pairs, {len(cfg.predict.volumes)} volumes "
           f"to predict)")
 
@@ -365,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _on_signals(received)
     try:
         args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
+    except (ValueError, TypeError, OSError) as exc:  # bad input, or a file system's refusal
         print(f"srbio {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -162,8 +163,10 @@ class SplitConfig(Strict):
     """Disjoint regions of every cropped pair along one axis: train | validation | test."""
 
     axis: Literal["y", "x"] = "y"
-    val_fraction: Fraction = 0.15
-    test_fraction: Fraction = 0.2
+    val_fraction: float = Field(0.15, gt=0, lt=1, description="validation band: checkpoints "
+                                "are chosen on it, so it cannot be empty")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="held-out band `evaluate` "
+                                 "scores on, so it cannot be empty")
 
     @model_validator(mode="after")
     def _room_for_training(self) -> SplitConfig:
@@ -258,6 +261,13 @@ class TrainConfig(Strict):
     learning_rate: float = Field(2e-4, gt=0)
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_name(cls, value: Any) -> Any:
+        """``precision: 32`` (Lightning's spelling, a number in YAML) names "32"."""
+        return "32" if value == 32 and not isinstance(value, bool) else value
+
     num_workers: int = Field(0, ge=0)
     gain_augment: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] | None = Field(
         (0.5, 2.0), description="random intensity gain range applied to both LR and HR; null: off")
@@ -486,10 +496,34 @@ def _format_error(source: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+# YAML 1.1 (PyYAML, Snakemake) reads 1e-3 as a string; YAML 1.2 and JSON read it as a number
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _yaml12_numbers(data: Any) -> Any:
+    """``data`` with strings in exponent notation (``1e-3``) read as the numbers they are."""
+    if isinstance(data, dict):
+        return {k: _yaml12_numbers(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_yaml12_numbers(v) for v in data]
+    if isinstance(data, str) and _EXPONENT_FLOAT.match(data):
+        return float(data)
+    return data
+
+
 def validate_section(cls: type[BaseModel], data: dict, *, source: str) -> BaseModel:
-    """Validate one section's mapping, with the same error messages as :func:`validate_config`."""
+    """Validate one section's mapping, with the same error messages as :func:`validate_config`.
+
+    Types are strict (pydantic's strict mode on the JSON form of ``data``): ``epochs: true``,
+    ``compile: "off"`` or ``tile_shape: ["64", "64"]`` are errors naming the key, never
+    coerced; whole numbers are accepted where a decimal is expected.
+    """
     try:
-        return cls.model_validate(data)
+        text = json.dumps(_yaml12_numbers(data), default=str)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: invalid configuration ({exc})") from None
+    try:
+        return cls.model_validate_json(text, strict=True)
     except ValidationError as exc:
         raise ValueError(_format_error(source, exc)) from None
 
@@ -518,18 +552,47 @@ def validate_config(data: dict, *, source: str = "config") -> Config:
     return validate_section(Config, data, source=source)
 
 
-def load_config(path: str | os.PathLike) -> Config:
-    """Read and validate a YAML (or JSON) configuration file."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping.
+
+    YAML forbids it; PyYAML would keep the last value silently.
+    """
+
+
+def _construct_unique(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
+                      ) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice in one mapping (lines {seen[key]} and "
+                f"{line}); YAML keeps only one of them: remove the other", key_node.start_mark)
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                 _construct_unique)
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """Parse a YAML (or JSON) file, refusing duplicate keys (the message names the lines)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: configuration file not found") from None
     except IsADirectoryError:
         raise ValueError(f"{path}: is a folder, expected a YAML configuration file") from None
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML ({exc})") from None
-    return validate_config(data or {}, source=str(path))
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read and validate a YAML (or JSON) configuration file (duplicate keys refused)."""
+    return validate_config(read_yaml(path) or {}, source=str(path))
 
 
 def json_schema() -> str:

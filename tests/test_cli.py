@@ -148,3 +148,18 @@ def test_a_missing_truth_file_is_named_before_any_registration(tmp_path, pair2d)
               tmp_path / "r", "--truth", tmp_path / "nothere.tfm")
     assert r.returncode == 2 and "nothere.tfm: ground-truth transform not found" in r.stderr
     assert "registration stage" not in r.stderr  # refused before registering
+
+
+def test_validate_checks_the_config_against_its_files(tmp_path, pair2d):
+    pairs = [{"name": "p", "lr": str(pair2d["lr"]), "hr": str(pair2d["hr"])}]
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(json.dumps({"pairs": pairs, "patches": {"size": 16}}))
+    r = srbio("validate", ok)
+    assert r.returncode == 0 and "valid (1 pairs" in r.stdout, r.stderr
+    big = tmp_path / "big.yaml"
+    big.write_text(json.dumps({"pairs": pairs, "patches": {"size": 120},
+                               "split": {"val_fraction": 0.2, "test_fraction": 0.2}}))
+    r = srbio("validate", big)
+    assert r.returncode == 2 and "big.yaml: does not fit its input files" in r.stderr
+    assert "pair 'p'" in r.stderr and "its val band is at most" in r.stderr
+    assert "smaller than patches.size 120" in r.stderr and "Traceback" not in r.stderr

@@ -105,3 +105,45 @@ def test_importing_the_schema_does_not_import_torch():
     code = "import sys, srbio.config, srbio.cli; print('torch' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "False", r.stderr
+
+
+def test_duplicate_keys_are_refused_at_any_level_naming_the_lines(tmp_path):
+    from srbio.config import load_config
+
+    top = tmp_path / "top.yaml"
+    top.write_text("results: a\nresults: b\n")
+    with pytest.raises(ValueError, match=r"top.yaml: .*key 'results' appears twice in one "
+                                         r"mapping \(lines 1 and 2\)"):
+        load_config(top)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("pairs:\n  - name: p\n    lr: a.tif\n    hr: b.tif\n    lr: c.tif\n")
+    with pytest.raises(ValueError, match=r"key 'lr' appears twice .*lines 3 and 5"):
+        load_config(nested)
+
+
+@pytest.mark.parametrize(("section", "value", "match"), [
+    ({"train": {"epochs": True}}, "epochs", "train.epochs: Input should be a valid integer"),
+    ({"train": {"compile": "off"}}, "compile", "train.compile: Input should be a valid boolean"),
+    ({"predict": {"tile_shape": ["64", "64"]}}, "tile", "predict.tile_shape.0"),
+    ({"model": {"params": {"n_feats": 0.5}}}, "n_feats",
+     "parameter 'n_feats' of network 'rcan' is a whole number \\(got 0.5\\)"),
+])
+def test_values_are_never_coerced(section, value, match):
+    with pytest.raises(ValueError, match=match):
+        validate_config(section)
+
+
+def test_numbers_in_exponent_notation_are_numbers(tmp_path):
+    from srbio.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("pairs: [{name: p, lr: a.tif, hr: b.tif}]\n"
+                    "train:\n  learning_rate: 5e-4\n")  # a string to YAML 1.1 readers
+    assert load_config(path).train.learning_rate == 5e-4
+
+
+@pytest.mark.parametrize("split", [{"val_fraction": 0}, {"test_fraction": 0.0}])
+def test_an_empty_validation_or_test_band_is_refused_at_validation(split):
+    key = next(iter(split))
+    with pytest.raises(ValueError, match=f"split.{key}: Input should be greater than 0"):
+        validate_config({"pairs": [{"name": "p", "lr": "a.tif", "hr": "b.tif"}], "split": split})

@@ -79,6 +79,24 @@ def _nested(a: Path, b: Path) -> bool:
     return a == b or a in b.parents or b in a.parents
 
 
+_NAME_MAX = 255  # bytes in a file name on Linux and macOS file systems
+
+
+def _check_name_length(given: Path, out: Path) -> None:
+    """The output's name, and the temporary / lock names srbio writes beside it, must fit."""
+    extra = max(len(temporary_name(out).name) + len(".old"),
+                len(f".{out.name}.lock.part-9999-of-9999")) - len(out.name)
+    for part in out.parts:
+        if len(os.fsencode(part)) > _NAME_MAX:
+            raise ValueError(f"{given}: the name {part[:40]}… has {len(os.fsencode(part))} "
+                             f"bytes; a file name may have {_NAME_MAX}")
+    if len(os.fsencode(out.name)) + extra > _NAME_MAX:
+        raise ValueError(f"{given}: the name {out.name[:40]}… has {len(os.fsencode(out.name))} "
+                         f"bytes; srbio writes temporary and lock files beside it whose names "
+                         f"add {extra}, and a file name may have {_NAME_MAX}: choose a name of "
+                         f"at most {_NAME_MAX - extra} bytes")
+
+
 def _check_writable(path: Path) -> None:
     """The first existing ancestor of ``path`` must be a writable folder."""
     for parent in (path, *path.parents):
@@ -125,6 +143,7 @@ def claim(path: str | os.PathLike, stage: str, *, inputs: Iterable[str | os.Path
             how = "is" if out == src else ("lies inside" if src in out.parents else "contains")
             raise ValueError(f"{path}: the output {how} the input {given}; choose another "
                              f"output path (inputs are never written)")
+    _check_name_length(Path(path), out)
     _check_writable(out)
     lock = acquire(out, stage, share=share)
     try:

@@ -188,6 +188,9 @@ class Registration(Record):
     tre_mean_px: float | None = None
     tre_max_px: float | None = None
     tre_p95_px: float | None = None
+    fixed_pixels: str | None = Field(None, description="SHA-256 of the HR's pixels (dtype, "
+                                     "shape, data): crop checks its --hr is this image")
+    moving_pixels: str | None = Field(None, description="SHA-256 of the LR's pixels")
     qc: QCVerdict
 
 

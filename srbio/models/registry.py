@@ -168,6 +168,12 @@ def resolve_params(name: str, preset: str | None, overrides: Mapping[str, ParamV
                          f"(parameters: {', '.join(info.parameters)})")
     params: dict[str, ParamValue] = dict(info.defaults)
     params.update(info.presets[preset] if preset is not None else {})
+    for key, value in overrides.items():  # a count stays a whole number
+        reference = params.get(key, info.presets[info.default_preset].get(key))
+        if isinstance(reference, int) and not isinstance(reference, bool) and (
+                isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"parameter {key!r} of network {name!r} is a whole number "
+                             f"(got {value!r})")
     params.update(overrides)
     missing = sorted(set(info.parameters) - set(params))
     if missing:

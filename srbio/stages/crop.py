@@ -10,6 +10,7 @@ import numpy as np
 from srbio.config import CropConfig
 from srbio.core.crop import largest_valid_box, valid_bbox
 from srbio.core.grid import box_slices, lateral_factors, scale_box
+from srbio.core.identity import pixel_digest
 from srbio.io import read_image, read_mask, write_image
 from srbio.io.atomic import replace_folder
 from srbio.io.locks import releases_claims
@@ -39,6 +40,10 @@ def run_crop(register_dir: str | os.PathLike, hr_path: str | os.PathLike,
     lr, lr_sp = read_image(src.resampled)
     mask = read_mask(src.mask)
     hr, hr_sp = read_image(hr_path, spacing=tuple(registration.fixed_spacing))  # as registered
+    if registration.fixed_pixels is not None and pixel_digest(hr) != registration.fixed_pixels:
+        raise ValueError(f"{hr_path}: is not the HR image {register_dir} was registered to "
+                         f"({registration.fixed}): its pixels differ; crop the pair with the "
+                         f"HR it was registered with, or register again")
     if mask.shape != lr.shape:
         raise ValueError(f"{src.mask}: mask {mask.shape} and LR {lr.shape} differ")
     if not mask.any() and not registration.qc.passed:  # left out of training: keep it inspectable

@@ -406,6 +406,7 @@ def _open(model_path, input_path, output: Path, cfg: PredictConfig, *, spacing,
     job = PredictJob(str(model_path), str(input_path), str(output), cfg, as_spacing(spacing),
                      allow_missing_chunks, 0)
     data, sp, origin, resampled_from, series = _input(job, header)
+    _check_intensities(input_path, data.dtype, header)
     fp = fingerprint(model_path, input_path, data, sp, origin, cfg, series)
     store = _existing_store(output, fp, overwrite=overwrite, may_replace=may_replace)
     created = False
@@ -505,6 +506,8 @@ def _compute(job: _Opened, part: tuple[int, int] | None, *, progress: bool, inpu
             raise ValueError(f"{input_path}: {exc}") from None
         raise
     _log_result(stats, job.layout["shape"], cfg.dtype)
+    if stats.blocks:
+        _check_intensities(input_path, job.data.dtype, job.header, stats.input_range)
     return stats, err
 
 
@@ -568,6 +571,31 @@ def _finish_again(store: PredictionStore, record_path: Path) -> Prediction:
     record = Prediction.from_mapping(data, source=str(store.path))
     record.write(record_path)
     return record
+
+
+def _check_intensities(source, dtype, header: ModelHeader, found: list[float] | None = None
+                       ) -> None:
+    """Warn when an input cannot hold, or does not hold, the intensities the model learnt.
+
+    Before the work: an integer dtype whose largest value lies below the model's LR range
+    (an 8-bit input to a model trained on 16-bit data). After it (``found``, the input's
+    min and max): intensities entirely outside that range.
+    """
+    lo, hi = header.normalisation.lr.pair
+    dtype = np.dtype(dtype)
+    if found is None:
+        if dtype.kind in "iu" and np.iinfo(dtype).max < hi:
+            log.warning("%s: its dtype %s holds values up to %d, but the model was trained on "
+                        "LR intensities %g … %g: another bit depth or a converted image? The "
+                        "prediction will be wrong unless the intensities match training",
+                        source, dtype, np.iinfo(dtype).max, lo, hi)
+        return
+    span = hi - lo
+    if found[1] < lo - 0.5 * span or found[0] > hi + 0.5 * span:
+        log.warning("%s: its intensities %g … %g lie far outside the LR range %g … %g the model "
+                    "was trained on (fixed normalisation): another channel, exposure or bit "
+                    "depth? The prediction is unlikely to be meaningful", source, found[0],
+                    found[1], lo, hi)
 
 
 def _log_result(stats, shape, dtype) -> None:

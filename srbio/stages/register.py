@@ -14,6 +14,7 @@ from srbio.config import RegisterConfig
 from srbio.core import grid
 from srbio.core import registration as reg
 from srbio.core import transforms as tf
+from srbio.core.identity import pixel_digest
 from srbio.core.validity import valid_mask
 from srbio.io import read_image, write_image
 from srbio.io.atomic import replace_folder
@@ -67,6 +68,10 @@ def _read(fixed_path: str | os.PathLike, moving_path: str | os.PathLike, cfg: Re
     if fixed.ndim != moving.ndim:
         raise ValueError(f"{moving_path} is {moving.ndim}D but {fixed_path} is {fixed.ndim}D; "
                          f"LR and HR must have the same dimensionality")
+    if Path(fixed_path).resolve() == Path(moving_path).resolve() or (
+            fixed.shape == moving.shape and np.array_equal(fixed, moving)):
+        raise ValueError(f"{moving_path}: is the same image as the HR {fixed_path}; a pair is "
+                         f"two acquisitions of one sample (LR and HR), not one image twice")
     grid.check_resampling(m_sp, f_sp, moving.shape, what=f"{moving_path} onto {fixed_path}",
                           override="--moving-spacing / --fixed-spacing (lr_spacing / "
                           "hr_spacing of the pair in config.yaml)")
@@ -130,7 +135,8 @@ def _record(x: _Inputs, result: reg.RegistrationResult, v: _Views, cfg: Register
         "final_metric": result.metric_value,
         "iterations": int(sum(st.get("iterations", 0) for st in result.stages)),
         "stages": result.stages, "seconds": round(result.seconds, 3),
-        "valid_fraction": float(v.mask.mean())}
+        "valid_fraction": float(v.mask.mean()),
+        "fixed_pixels": pixel_digest(x.fixed), "moving_pixels": pixel_digest(x.moving)}
     if v.displacement is not None:
         inside = v.displacement[v.mask] if v.mask.any() else v.displacement.ravel()
         values.update(bspline_max_um=float(inside.max()), bspline_mean_um=float(inside.mean()))

@@ -167,6 +167,27 @@ def train_inputs(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
             *cfg.input_files().values()]
 
 
+def _check_resume(last: Path, net, spec: NetworkSpec) -> None:
+    """A checkpoint resumed must hold the weights of the network the configuration builds."""
+    import torch
+
+    if not last.is_file():
+        raise FileNotFoundError(f"{last}: no checkpoint to resume from")
+    try:
+        saved = torch.load(last, map_location="cpu", weights_only=True, mmap=True)["state_dict"]
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
+        raise ValueError(f"{last}: cannot be read as a checkpoint to resume from ({exc})") from None
+    wanted = {f"net.{k}": tuple(v.shape) for k, v in net.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in saved.items() if k.startswith("net.")}
+    if wanted != found:
+        diff = sorted(set(wanted.items()) ^ set(found.items()))[:3]
+        raise ValueError(f"{last}: holds the weights of another network than the configured "
+                         f"{spec.name} ({spec.params}, scale {spec.scale}; first differences, "
+                         f"name and shape: {diff}); resume with the "
+                         f"configuration the run was started with, or start afresh (--overwrite "
+                         f"without --resume)")
+
+
 def _check_files(cfg: TrainConfig) -> None:
     """Missing init_from or VGG weights fail before any training."""
     for key, path in cfg.input_files().items():
@@ -205,6 +226,8 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
     if train_cfg.init_from and not resume:
         _init_from(net, train_cfg.init_from, patches.scale)
     spec = NetworkSpec.from_config(net.config)
+    if resume:
+        _check_resume(Path(out_dir) / "checkpoints" / "last.ckpt", net, spec)
     log.info("training %s (%d parameters) on %d patches, validating on %d", spec,
              count_parameters(net), len(train), len(val))
     out = TrainFiles(mark_folder(out_dir, "train") if rank0 else Path(out_dir))

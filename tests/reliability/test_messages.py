@@ -5,6 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 
 from srbio.io import read_ome_zarr_attrs, write_tiff
@@ -98,3 +99,57 @@ def test_evaluating_a_model_of_another_scale_is_named(srbio, tmp_path, pair2d):
                       tmp_path / "ev")
     assert code == 2 and "pair crop was cropped at scale 2 but the model upsamples by 3" in err
     assert not (tmp_path / "ev").exists()
+
+
+def _exports(tmp_path):
+    """A Lightning checkpoint, a TorchScript and an ONNX file: files users mistake for models."""
+    import torch
+
+    ckpt = tmp_path / "last.ckpt"
+    torch.save({"epoch": 3, "global_step": 12, "pytorch-lightning_version": "2.5.0",
+                "state_dict": {"net.w": torch.zeros(2)}}, ckpt)
+    script = tmp_path / "model.torchscript.pt"
+    torch.jit.script(torch.nn.Conv2d(1, 1, 3)).save(str(script))
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"\x08\x07\x12\x07pytorch")  # the start of an ONNX protobuf
+    return {"a Lightning training checkpoint (epoch 3)": ckpt,
+            "a TorchScript export": script, "an ONNX export": onnx}
+
+
+def test_exports_and_checkpoints_given_as_the_model_are_named(srbio, tmp_path):
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, np.random.default_rng(0).integers(0, 900, (40, 48), dtype=np.uint16))
+    for what, model in _exports(tmp_path).items():
+        code, err = srbio("predict", "--model", model, "--input", src, "--output",
+                          tmp_path / "o.ome.zarr", "--spacing", "0.2", "0.2", "--quiet")
+        assert code == 2 and f"{model.name}: is {what}" in err, err
+        assert "model.pt that `srbio train` writes" in err and "Traceback" not in err
+        assert "weights_only" not in err  # torch's advice is not for users
+        assert not (tmp_path / "o.ome.zarr").exists()
+
+
+def test_an_output_name_too_long_for_the_file_system_is_refused(srbio, tmp_path):
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, np.random.default_rng(0).integers(0, 900, (40, 48), dtype=np.uint16))
+    model = tiny_model(tmp_path / "m.pt")
+    for n in (240, 300):
+        out = tmp_path / ("a" * n + ".ome.zarr")
+        code, err = srbio("predict", "--model", model, "--input", src, "--output", out,
+                          "--spacing", "0.2", "0.2", "--quiet")
+        assert code == 2 and "a file name may have 255" in err and "Traceback" not in err, err
+        assert not list(tmp_path.glob("*aaaa*")) and not list(tmp_path.glob(".*aaaa*"))
+
+
+def test_results_pointing_at_a_file_is_refused_by_validate(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "results.txt").write_text("notes")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"results": str(tmp_path / "results.txt"),
+                               "pairs": [{"name": "p", "lr": "a.tif", "hr": "b.tif"}]}))
+    r = subprocess.run([sys.executable, "-m", "srbio", "validate", str(cfg)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "results.txt is a file" in r.stderr, r.stderr
+    assert (tmp_path / "results.txt").read_text() == "notes"
