@@ -2,17 +2,25 @@
 
 Each case runs `python -m srbio ...` in a fresh process on files made for it, and is classed:
 
-  clear      exit 2, the message names the file or value (what srbio promises)
+  clear      exit 2 (128 + n after a signal), the message names the file or value; for two
+             writers at once: one ran, the other was refused naming it
+  correct    exit 0 and the result checked right (inputs srbio must read, not refuse)
   warned     exit 0 with a warning on stderr (for inputs that are legal but suspicious)
   traceback  exit 1 / a Python traceback reached the user
+  killed     ended by a signal without a word
   silent     exit 0 and nothing said: a wrong result that looks right, or data lost
   timeout    still running after --timeout seconds
+
+The cases of data safety round two (issue 22: concurrent writers, metadata, absurd pixel
+sizes, signals, broken models, configuration, tracebacks) are in ``_bad_round2.py``, their
+names starting with the class number.
 
 `destroyed` is added when a file that was there before (an input, or a foreign file in the
 way) changed or vanished. Compare two versions with the same cases:
 
     python benchmarks/bad_inputs.py                         # this checkout
     python benchmarks/bad_inputs.py --srbio /path/to/old    # another checkout (PYTHONPATH)
+    python benchmarks/bad_inputs.py --only 6                # one class of round two
 """
 
 from __future__ import annotations
@@ -24,9 +32,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import _bad_round2
 import numpy as np
 import tifffile
 import torch
@@ -130,7 +140,7 @@ def ome_input(path: Path) -> Path:
     return path
 
 
-Case = tuple[str, Callable[[Path, Path], tuple[list[str], list[Path]]]]
+Case = tuple[str, Callable[[Path, Path], tuple]]
 
 
 def predict(d: Path, src: Path, out: Path, *extra: str, model: Path | None = None) -> list[str]:
@@ -252,46 +262,100 @@ def shared(sample: Path, env: dict) -> None:
                  ["patches", "--crops", sample / "crop", "--out", sample / "patches.zarr",
                   "--settings", '{"patches": {"size": 16, "n_train": 64, "n_val": 16}}']):
         subprocess.run([sys.executable, "-m", "srbio", *map(str, args)], env=env, check=True,
+                       cwd=env["PYTHONPATH"],
                        capture_output=True)
+
+
+_UNRELATED = ("carried a digest",)  # warnings every run of an old-format model gives
 
 
 def classify(code: int | None, err: str) -> str:
     if code is None:
         return "timeout"
-    if "Traceback" in err or code not in (0, 2):
+    if code < 0:
+        return "killed, no message"
+    if "Traceback" in err:
         return "traceback"
-    if code == 2:
+    if code == 2 or (code > 128 and "stopped by" in err):
         return "clear"
-    return "warned" if "WARNING" in err else "silent"
+    if code != 0:
+        return "traceback"
+    warnings = [ln for ln in err.splitlines() if "WARNING" in ln
+                and not any(u in ln for u in _UNRELATED)]
+    return "warned" if warnings else "silent"
+
+
+def _start(args: list[str], env: dict) -> subprocess.Popen:
+    # run in the checkout under test: `python -m` looks in the working folder first
+    return subprocess.Popen([sys.executable, "-m", "srbio", *args], env=env, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=env["PYTHONPATH"])
+
+
+def _wait(path: Path, proc: subprocess.Popen, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists() and proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.01)
+
+
+def run_case(args: list[str], extra: dict, env: dict, timeout: float, d: Path
+             ) -> tuple[str, str]:
+    """Run one case; its verdict and the last line of what it said."""
+    first = _start(args, env)
+    second = None
+    if "together" in extra:  # once the first holds its lock (versions without locks: 3 s)
+        _wait(extra["wait_for"], first, 3.0)
+        second = _start(extra["together"], env)
+    if "signal" in extra:
+        _wait(extra["signal"][1], first, timeout)
+        first.send_signal(extra["signal"][0])
+    try:
+        err = first.communicate(timeout=timeout)[1]
+        code: int | None = first.returncode
+    except subprocess.TimeoutExpired:
+        first.kill()
+        code, err = None, ""
+    verdict = classify(code, err)
+    if second is not None:
+        err2 = second.communicate(timeout=timeout)[1]
+        pair = {verdict, classify(second.returncode, err2)}
+        verdict = ("clear" if pair == {"clear", "silent"} else  # one ran, the other refused
+                   "silent" if pair == {"silent"} else " / ".join(sorted(pair)))
+        err = err2 if second.returncode else err
+    elif verdict == "silent" and "check" in extra:
+        verdict = "correct" if extra["check"](d) else "silent"
+    last = [ln for ln in err.strip().splitlines() if ln.strip()][-1:] or [""]
+    return verdict, last[0]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--srbio", type=Path, default=ROOT, help="srbio checkout to test")
     p.add_argument("--timeout", type=float, default=60)
+    p.add_argument("--only", help="only the cases whose name starts with this (e.g. 6)")
     a = p.parse_args()
     env = {**os.environ, "PYTHONPATH": str(a.srbio.resolve())}
     print(f"srbio under test: {a.srbio.resolve()}")
     with tempfile.TemporaryDirectory(prefix="srbio-bad-") as tmp:
         sample = Path(tmp) / "sample"
         shared(sample, env)
-        for name, make in cases():
+        counts: dict[str, int] = {}
+        chosen = cases() + _bad_round2.cases(predict, train, imagej, stack, model_v1)
+        for name, make in chosen:
+            if a.only and not name.startswith(a.only):
+                continue
             d = Path(tmp) / name.replace(" ", "_").replace("/", "_")
             d.mkdir()
             model_v1(d / "m.pt")
-            args, keep = make(d, sample)
+            made = make(d, sample)
+            args, keep, extra = (*made, {})[:3]
             before = {k: digest(k) for k in keep}
-            try:
-                r = subprocess.run([sys.executable, "-m", "srbio", *args], env=env,
-                                   capture_output=True, text=True, timeout=a.timeout)
-                code, err = r.returncode, r.stderr
-            except subprocess.TimeoutExpired:
-                code, err = None, ""
-            verdict = classify(code, err)
+            verdict, last = run_case(args, extra, env, a.timeout, d)
             if any(digest(k) != v for k, v in before.items()):
                 verdict += " + destroyed"
-            last = [ln for ln in err.strip().splitlines() if ln.strip()][-1:] or [""]
-            print(f"{name:42s} {verdict:22s} {last[0][:110]}")
+            counts[verdict] = counts.get(verdict, 0) + 1
+            print(f"{name:52s} {verdict:22s} {last[:110]}", flush=True)
+        print("\n" + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
 
 
 if __name__ == "__main__":
