@@ -97,6 +97,9 @@ def read_model_file(path: str | os.PathLike) -> tuple[ModelHeader, dict[str, Any
     import torch
 
     path = Path(path)
+    if path.is_dir():
+        hint = " (a train folder: give its model.pt)" if (path / "model.pt").is_file() else ""
+        raise ValueError(f"{path}: is a folder, not a model file{hint}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model file not found")
     foreign = _foreign_kind(path)

@@ -275,6 +275,9 @@ def _axes_of(node: zarr.Group | zarr.Array) -> tuple[list[str], list[str | None]
     else:
         attrs: dict[str, Any] = dict(node.attrs)
         raw = list(attrs.get("axes", []))
+        dims = getattr(node.metadata, "dimension_names", None)  # zarr v3 arrays name them
+        if not raw and dims and all(d is not None for d in dims):
+            raw = [str(d) for d in dims]
     names = [str(a.get("name", "")) if isinstance(a, dict) else str(a) for a in raw]
     kinds = [a.get("type") if isinstance(a, dict) else None for a in raw]
     units = [a.get("unit") if isinstance(a, dict) else None for a in raw]

@@ -113,3 +113,12 @@ def test_a_time_axis_is_kept_by_open_series_and_refused_elsewhere(tmp_path, samp
                                                                           10.0)
     plane = _ome(tmp_path, "one.ome.zarr", series[:1], ["t", "y", "x"], [1.0, 0.1, 0.1])
     assert open_series(plane)[2] is None and open_lazy(plane)[0].shape == (20, 30)
+
+
+def test_a_zarr_v3_array_is_read_by_its_dimension_names(tmp_path, sample):
+    image, _ = sample
+    plane = image[3, :20, :30]
+    zarr.create_array(str(tmp_path / "xy.zarr"), data=np.ascontiguousarray(plane.T),
+                      chunks=(30, 20), dimension_names=["x", "y"])
+    data, _ = open_lazy(tmp_path / "xy.zarr", spacing=(0.1, 0.2))
+    np.testing.assert_array_equal(np.asarray(data), plane)

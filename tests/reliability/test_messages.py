@@ -153,3 +153,15 @@ def test_results_pointing_at_a_file_is_refused_by_validate(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2 and "results.txt is a file" in r.stderr, r.stderr
     assert (tmp_path / "results.txt").read_text() == "notes"
+
+
+def test_a_train_folder_given_as_the_model_is_named(srbio, tmp_path):
+    folder = tmp_path / "train"
+    folder.mkdir()
+    tiny_model(folder / "model.pt")
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, np.random.default_rng(0).integers(0, 900, (40, 48), dtype=np.uint16))
+    code, err = srbio("predict", "--model", folder, "--input", src, "--output",
+                      tmp_path / "o.ome.zarr", "--spacing", "0.2", "0.2", "--quiet")
+    assert code == 2 and "train: is a folder, not a model file (a train folder: give its " \
+                         "model.pt)" in err, err
