@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -184,6 +185,10 @@ def run_workers(factory: Callable[[], Job], todo: Sequence[int], *, workers: int
                 _tick(bar, stats, result, pixels, start)
                 pyr.finished(result.index)
             pyr.wait()
+        except BrokenProcessPool:
+            raise ChildProcessError(
+                "a prediction worker process died (killed by a signal, or by the system when "
+                "memory ran out?); the blocks finished so far are kept") from None
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)  # blocks not started are dropped
             raise

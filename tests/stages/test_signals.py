@@ -81,3 +81,29 @@ def test_sigterm_stops_training_without_a_model_keeping_its_checkpoints(prepared
     assert last.exists() and not lock_file(out).exists()
     epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
     assert epoch < 39
+
+
+def test_a_killed_worker_ends_predict_with_a_message_and_keeps_finished_blocks(tmp_path, sample):
+    from tests.reliability.conftest import tiny_model
+
+    image, spacing = sample
+    src = write_tiff(tmp_path / "lr.tif", image[:16, :160, :196],
+                     spacing=(spacing[0], 2 * spacing[1], 2 * spacing[2]))
+    model = tiny_model(tmp_path / "m.pt")
+    out = tmp_path / "o.ome.zarr"
+    args = ("predict", "--model", model, "--input", src, "--output", out, "--quiet",
+            "--tile", "48", "48", "--workers", "2")
+    proc = _srbio(*args)
+    progress = tmp_path / f".{out.name}.progress"
+    _until(lambda: any(p.stat().st_size for p in progress.rglob("*.log")), proc)
+    workers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "spawn_main"],
+                             capture_output=True, text=True).stdout.split()
+    assert workers
+    os.kill(int(workers[0]), signal.SIGKILL)  # as the out-of-memory killer would
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 2, err
+    assert "a prediction worker process died" in err and "Traceback" not in err
+    again = _srbio(*args)
+    assert again.wait(timeout=300) == 0, again.stderr.read()
+    rec = json.loads(prediction_record_path(out).read_text())
+    assert 0 < rec["blocks_computed"] < rec["blocks"]  # finished blocks were kept
