@@ -5,7 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from srbio.config import SimulateParams
+from srbio.config import (
+    NormaliseConfig,
+    PatchesConfig,
+    RegisterConfig,
+    SimulateParams,
+    SplitConfig,
+)
 from srbio.io import read_image, write_tiff
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,3 +41,24 @@ def pair2d(tmp_path_factory, hr2d_path) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("sim2d")
     paths = run_simulate(hr2d_path, out, SimulateParams(seed=3, deformation_um=0.0))
     return {"hr": hr2d_path, "lr": paths.lr, "truth": paths.truth, "record": paths.record}
+
+
+# the inputs of training, shared by the stage and reliability tests
+SPLIT = SplitConfig(axis="y", val_fraction=0.2, test_fraction=0.2)
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory, pair2d):
+    """Registered, cropped, normalised, patched: the inputs of training."""
+    from srbio.stages.crop import run_crop
+    from srbio.stages.prepare import run_normalise, run_patches
+    from srbio.stages.register import run_register
+
+    res = tmp_path_factory.mktemp("results")
+    run_register(pair2d["hr"], pair2d["lr"], res / "register" / "p", RegisterConfig(),
+                 truth=pair2d["truth"])
+    run_crop(res / "register" / "p", pair2d["hr"], res / "crop" / "p")
+    run_normalise([res / "crop" / "p"], res / "normalisation.json", NormaliseConfig(), SPLIT)
+    run_patches([res / "crop" / "p"], res / "patches.zarr",
+                PatchesConfig(size=16, n_train=256, n_val=32), SPLIT)
+    return res

@@ -9,7 +9,7 @@ from srbio.stages.crop import run_crop
 from srbio.stages.evaluate import baselines, run_evaluate
 from srbio.stages.report import run_report
 from srbio.stages.train import run_train
-from tests.stages.conftest import SPLIT
+from tests.conftest import SPLIT
 
 
 def test_scale_one_has_one_identity_baseline():
