@@ -8,38 +8,34 @@ import re
 import shlex
 from pathlib import Path
 
-import yaml
-
-from srbio.config import model_settings, read_yaml, section_settings, validate_config
+from srbio.config import (
+    deep_update,
+    model_settings,
+    read_yaml,
+    section_settings,
+    validate_config,
+    yaml_value,
+)
 from srbio.io.records import Results, parent, patches_store_path, prediction_store_path
 from srbio.stages.checks import check_paths
 
-for _file in workflow.configfiles:  # Snakemake's YAML reader keeps the last of duplicate keys
-    read_yaml(_file)
-
 
 def _typed(value):
-    """A --config value as YAML reads it: Snakemake leaves nested ones strings ("3")."""
+    """A --config value as srbio's YAML reader reads it: Snakemake leaves nested ones strings."""
     if isinstance(value, dict):
         return {k: _typed(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_typed(v) for v in value]
-    return yaml.safe_load(value) if isinstance(value, str) and value else value
+    return yaml_value(value) if isinstance(value, str) and value else value
 
 
-def _retyped(merged, overrides):
-    """``merged`` (config file + --config) with the --config leaves typed; strict validation
-    then refuses a wrong type in the file, never a number given on the command line."""
-    out = dict(merged)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _retyped(out[key], value)
-        else:
-            out[key] = _typed(value)
-    return out
-
-
-CFG = validate_config(_retyped(config, workflow.config_settings.overwrite_config), source=", ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml")
+# The configuration files are read again with srbio's reader (Snakemake's keeps the last of
+# duplicate keys and reads 1e-3 as text), then the --config values are laid over them.
+_data = {}
+for _file in workflow.configfiles:
+    _data = deep_update(_data, read_yaml(_file) or {})
+_data = deep_update(_data, _typed(dict(workflow.config_settings.overwrite_config)))
+CFG = validate_config(_data, source=", ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml")
 for _problem in check_paths(CFG):
     raise ValueError(_problem)
 R = Results(Path(CFG.results))

@@ -382,7 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + int(signum)
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            if handler is not None:
+                signal.signal(signum, handler)
     return 0
 
 
@@ -404,8 +405,9 @@ def _on_signals(received: list[int]) -> dict:
         received.append(signum)
         raise KeyboardInterrupt
 
-    previous = {}
+    previous = {signal.SIGINT: signal.getsignal(signal.SIGINT)}  # Lightning may ignore it
     for signum in _STOP_SIGNALS:
         previous[signum] = signal.getsignal(signum)
-        signal.signal(signum, stop)
+        if previous[signum] is not signal.SIG_IGN:  # e.g. SIGHUP under nohup stays ignored
+            signal.signal(signum, stop)
     return previous

@@ -496,21 +496,6 @@ def _format_error(source: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-# YAML 1.1 (PyYAML, Snakemake) reads 1e-3 as a string; YAML 1.2 and JSON read it as a number
-_EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
-
-
-def _yaml12_numbers(data: Any) -> Any:
-    """``data`` with strings in exponent notation (``1e-3``) read as the numbers they are."""
-    if isinstance(data, dict):
-        return {k: _yaml12_numbers(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_yaml12_numbers(v) for v in data]
-    if isinstance(data, str) and _EXPONENT_FLOAT.match(data):
-        return float(data)
-    return data
-
-
 def validate_section(cls: type[BaseModel], data: dict, *, source: str) -> BaseModel:
     """Validate one section's mapping, with the same error messages as :func:`validate_config`.
 
@@ -519,7 +504,7 @@ def validate_section(cls: type[BaseModel], data: dict, *, source: str) -> BaseMo
     coerced; whole numbers are accepted where a decimal is expected.
     """
     try:
-        text = json.dumps(_yaml12_numbers(data), default=str)
+        text = json.dumps(data, default=str)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{source}: invalid configuration ({exc})") from None
     try:
@@ -563,6 +548,8 @@ def _construct_unique(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bo
                       ) -> dict:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` stays allowed
+            continue
         key = loader.construct_object(key_node, deep=deep)
         line = key_node.start_mark.line + 1
         if key in seen:
@@ -575,6 +562,32 @@ def _construct_unique(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bo
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
                                  _construct_unique)
+# YAML 1.2 reads an unquoted 1e-3 as a number (YAML 1.1, PyYAML's default, as a string)
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def yaml_value(text: str) -> Any:
+    """A command-line value (``snakemake --config``) as this YAML reader reads it.
+
+    Text YAML cannot parse (``@scratch``) stays the string it is.
+    """
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError:
+        return text
+
+
+def deep_update(base: dict, other: dict) -> dict:
+    """``base`` with ``other`` merged in, nested mappings merged key by key (as Snakemake)."""
+    out = dict(base)
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_update(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def read_yaml(path: str | os.PathLike) -> Any:

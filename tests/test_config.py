@@ -147,3 +147,14 @@ def test_an_empty_validation_or_test_band_is_refused_at_validation(split):
     key = next(iter(split))
     with pytest.raises(ValueError, match=f"split.{key}: Input should be greater than 0"):
         validate_config({"pairs": [{"name": "p", "lr": "a.tif", "hr": "b.tif"}], "split": split})
+
+
+def test_yaml_merge_keys_work_and_quoted_numbers_stay_text(tmp_path):
+    from srbio.config import read_yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text("base: &b {epochs: 3, learning_rate: 1e-3}\n"
+                    "train:\n  <<: *b\n  epochs: 5\nname: '1e5'\nplain: 1e5\n")
+    data = read_yaml(path)
+    assert data["train"] == {"epochs": 5, "learning_rate": 1e-3}
+    assert data["name"] == "1e5" and data["plain"] == 1e5

@@ -93,7 +93,9 @@ def _unread(source: str, name: str, kind: str, n: int, declared: str) -> str:
         kind if kind in ("channel", "time", "position") else repr(name))
     hint = ("srbio reads single-channel images: select one channel first" if kind == "channel"
             else "srbio predict iterates over one time or position axis; other steps read one "
-            "time point / position: select one first")
+            "time point / position: select one first" if kind in ("time", "position")
+            else "srbio reads 2D/3D images (with one time or position axis in predict): "
+            "select one entry of this axis first")
     return f"{source}: its {what} axis has {n} entries ({declared}); {hint}"
 
 

@@ -126,28 +126,53 @@ def _stale(file: Path, holder: Holder) -> bool:
 
 
 def _live_holder(file: Path) -> Holder | None:
-    """The live holder of ``file``; a stale lock is removed (and None returned)."""
+    """The live holder of ``file``; a stale lock is taken away (and None returned)."""
     holder = _read(file)
     if holder is None:
         return None
     if _stale(file, holder):
         log.warning("%s: taking over the lock of %s, which ended without releasing it", file,
                     holder.describe())
-        with contextlib.suppress(FileNotFoundError):
-            file.unlink()
+        _take_away(file, holder)
         return None
     return holder
 
 
-def _create(file: Path, holder: Holder) -> bool:
+def _take_away(file: Path, stale: Holder) -> None:
+    """Remove the stale lock ``file`` of ``stale``, never a lock created since by another.
+
+    Two processes may judge the same lock stale at once: each renames it to a name of its own
+    (atomic), and deletes what it got only if that is the stale holder's lock. A live lock
+    grabbed by mistake (created after the judgement) is linked back into place.
+    """
+    grab = file.with_name(f"{file.name}.takeover-{socket.gethostname()}-{os.getpid()}")
     try:
-        fd = os.open(file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        os.rename(file, grab)
+    except FileNotFoundError:
+        return  # another process took it away first
+    if _read(grab) != stale:
+        with contextlib.suppress(FileExistsError):
+            os.link(grab, file)
+    grab.unlink(missing_ok=True)
+
+
+def _create(file: Path, holder: Holder) -> bool:
+    """Create the lock ``file`` holding ``holder``, complete or not at all; False if it exists.
+
+    The content is written to a private file first and linked into place (atomic, exclusive
+    like ``O_EXCL``, also on NFS), so a lock never exists without its holder.
+    """
+    tmp = file.with_name(f".{file.name}.new-{socket.gethostname()}-{os.getpid()}")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(asdict(holder), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, file)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as f:
-        json.dump(asdict(holder), f)
-        f.flush()
-        os.fsync(f.fileno())
+    finally:
+        tmp.unlink(missing_ok=True)
     return True
 
 
@@ -156,7 +181,8 @@ def _conflicts(output: Path, share: str | None) -> list[Path]:
     whole = lock_file(output)
     if share is not None:
         return [whole]
-    return sorted(whole.parent.glob(f"{_escape(whole.name)}.*"))
+    return sorted(p for p in whole.parent.glob(f"{_escape(whole.name)}.*")
+                  if ".takeover-" not in p.name)
 
 
 def _escape(text: str) -> str:
@@ -197,12 +223,15 @@ def acquire(output: str | os.PathLike, stage: str, *, share: str | None = None) 
             raise _busy(output, holder, file)
     else:
         raise OutputBusy(f"{output}: could not claim {file} (it keeps being re-created)")
-    for other in _conflicts(output, share):
-        holder = _live_holder(other)
-        if holder is not None and other != file:
-            with contextlib.suppress(FileNotFoundError):
-                file.unlink()
-            raise _busy(output, holder, other)
+    try:
+        for other in _conflicts(output, share):
+            holder = _live_holder(other) if other != file else None
+            if holder is not None:
+                raise _busy(output, holder, other)
+    except BaseException:
+        if _read(file) == me:  # never leave a lock of ours behind a refusal
+            file.unlink(missing_ok=True)
+        raise
     with _mutex:
         _held[file] = _Held(file, me)
     _remember(file)
@@ -214,6 +243,14 @@ def _remember(file: Path) -> None:
     scope = _scope.get()
     if scope is not None:
         scope.append(file)
+
+
+def abandon(file: Path) -> None:
+    """Release a claim just acquired that the caller gives up (its scope forgets it too)."""
+    scope = _scope.get()
+    if scope is not None and file in scope:
+        del scope[len(scope) - 1 - scope[::-1].index(file)]
+    release(file)
 
 
 def release(file: Path) -> None:
@@ -265,13 +302,20 @@ def held() -> list[Path]:
 
 
 def _heartbeat() -> None:
+    """Touch every held lock; a lock that is gone or no longer ours is reported, never touched."""
     while True:
         time.sleep(HEARTBEAT_S)
         for file in held():
+            with _mutex:
+                mine = _held.get(file)
             try:
+                if mine is None or _read(file) != mine.holder:
+                    log.error("%s: this run's lock was removed or taken by another process",
+                              file)
+                    continue
                 os.utime(file)
-            except FileNotFoundError:
-                log.error("%s: this run's lock was removed by another process", file)
+            except OSError as exc:  # a network file system's hiccup: try again next beat
+                log.warning("%s: cannot refresh this run's lock (%s)", file, exc)
 
 
 def _start_heartbeat() -> None:

@@ -131,6 +131,9 @@ def read_model_file(path: str | os.PathLike) -> tuple[ModelHeader, dict[str, Any
                          f"{exc}") from None
     if not isinstance(state, dict) or not state:
         raise ValueError(f"{path}: the model file holds no weights")
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: its state_dict holds values that are not tensors; not a "
+                         f"model file srbio wrote")
     _check_weights(path, payload, header_data, state)
     return ModelHeader.from_mapping(header_data, source=str(path)), state
 

@@ -27,7 +27,7 @@ import socket
 from collections.abc import Iterable
 from pathlib import Path
 
-from srbio.io.locks import acquire, release
+from srbio.io.locks import abandon, acquire
 
 MARKER = ".srbio-output.json"
 # the stage that writes each record kind
@@ -149,7 +149,7 @@ def claim(path: str | os.PathLike, stage: str, *, inputs: Iterable[str | os.Path
     try:
         _check_owner(path, out, stage, overwrite)
     except BaseException:
-        release(lock)
+        abandon(lock)
         raise
     return Path(path)
 

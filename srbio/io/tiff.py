@@ -81,8 +81,11 @@ def _planes(tif: tifffile.TiffFile, path: Path, *, series: bool = False
     stacks = [a for a, n in zip(axes, shape, strict=True) if a in _Z_AXES and n > 1]
     if len(stacks) > 1:
         raise ValueError(f"{path}: axes {axes} (shape {shape}) hold more than one stack axis")
+    # letters without a meaning here (P phase, A angle, E lambda, ...) get a name srbio never
+    # takes for a space, time or position axis: refused when longer than 1
     names = [("z" if n > 1 else f"{a.lower()}_") if a in _Z_AXES
-             else _TIFF_NAMES.get(a, a.lower()) for a, n in zip(axes, shape, strict=True)]
+             else _TIFF_NAMES.get(a, f"tifffile axis {a}") for a, n in zip(axes, shape,
+                                                                          strict=True)]
     arranged = arrange_axes(names, shape, source=str(path), series=series)
     lead = None
     if arranged.series is not None:

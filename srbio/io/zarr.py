@@ -230,18 +230,26 @@ def zarr_origin(path: str | os.PathLike) -> tuple[float, ...] | None:
     if translation is None:
         return None
     names, kinds, _ = _axes_of(node)
+    space = [n.lower() for n, k in zip(names, kinds, strict=True)
+             if n.lower() in SPATIAL and k in (None, "space")]
     if names and len(names) == len(translation):
-        spatial = {n.lower(): t for n, k, t in zip(names, kinds, translation, strict=True)
-                   if n.lower() in SPATIAL and k in (None, "space")}
-        translation = tuple(spatial[a] for a in SPATIAL if a in spatial)
+        by_name = {n.lower(): t for n, t in zip(names, translation, strict=True)}
+        translation = tuple(by_name[a] for a in SPATIAL if a in space)
+    elif space and len(space) == len(translation):  # given for the space axes only
+        by_name = dict(zip(space, translation, strict=True))
+        translation = tuple(by_name[a] for a in SPATIAL if a in by_name)
     return translation
 
 
 def _plain_array_spacing(arr: zarr.Array, source: str) -> tuple[tuple[float, ...] | None, list[str]]:
-    """Spacing (µm) and axis names from a plain zarr array's ``spacing``/``axes``/``unit`` attrs."""
+    """Spacing (µm) and axis names of a plain zarr array.
+
+    The ``spacing``/``unit`` attributes; axes from ``axes`` or ``dimension_names``.
+    """
     attrs: dict[str, Any] = dict(arr.attrs)
     raw = attrs.get("spacing")
-    axes = [str(a) for a in attrs.get("axes", [])]
+    axes, kinds, _ = _axes_of(arr)
+    axes = [a.lower() for a in axes]
     if raw is None:
         return None, axes
     scale = tuple(float(s) for s in raw)
@@ -250,7 +258,8 @@ def _plain_array_spacing(arr: zarr.Array, source: str) -> tuple[tuple[float, ...
     if len(units) != len(scale):
         raise ValueError(f"{source}: attrs 'unit' {unit!r} does not match 'spacing' {list(raw)}")
     if len(axes) == len(scale):  # the unit applies to the space axes only
-        names, spaces = axes, [a in _SPATIAL for a in axes]
+        names = axes
+        spaces = [a in _SPATIAL and k in (None, "space") for a, k in zip(axes, kinds, strict=True)]
     else:
         names, spaces = [str(i) for i in range(len(scale))], [True] * len(scale)
     return _scale_to_um(scale, names, spaces, units, source), axes

@@ -101,3 +101,28 @@ def test_a_forked_child_never_releases_its_parents_lock(tmp_path):
     assert file.exists()
     release(file)
     assert not file.exists()
+
+
+def test_taking_away_a_stale_lock_never_removes_one_created_since(tmp_path):
+    from srbio.io.locks import Holder, _read, _take_away
+
+    out = tmp_path / "o"
+    stale = Holder("host", 1, "predict", "then")
+    live = _foreign(lock_file(out), pid=os.getppid())  # created after the stale one was judged
+    _take_away(live, stale)
+    assert _read(live).pid == os.getppid() and not list(tmp_path.glob("*takeover*"))
+
+
+def test_a_refused_claim_keeps_the_claim_held_around_it(tmp_path):
+    from srbio.io.locks import held
+    from srbio.io.outputs import claim
+
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "thesis.txt").write_text("years of work")  # not srbio's: claim refuses it
+    with releasing():
+        file = acquire(out, "predict")
+        with releasing(), pytest.raises(ValueError, match="is not an output of srbio"):
+            claim(out, "predict")
+        assert file in held() and file.exists()
+    assert not file.exists()

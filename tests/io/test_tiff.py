@@ -135,3 +135,16 @@ def test_several_series_or_more_pages_than_announced_are_refused(tmp_path):
     with pytest.raises(ValueError, match="more.tif: holds 5 pages but its ImageJ metadata "
                                          "announces 3 planes"):
         open_lazy(more)
+
+
+def test_a_tiff_axis_of_unknown_meaning_is_refused_not_taken_for_positions(tmp_path):
+    import tifffile
+
+    from srbio.io.image import open_series
+
+    path = tmp_path / "phases.ome.tif"  # SIM raw data: 3 phases
+    tifffile.imwrite(path, np.ones((3, 20, 30), np.uint16), ome=True,
+                     metadata={"axes": "AYX", "PhysicalSizeX": 0.1, "PhysicalSizeY": 0.1})
+    with pytest.raises(ValueError, match="phases.ome.tif: its 'tifffile axis a' axis has 3 "
+                                         ".*select one entry"):
+        open_series(path)

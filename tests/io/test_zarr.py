@@ -122,3 +122,13 @@ def test_a_zarr_v3_array_is_read_by_its_dimension_names(tmp_path, sample):
                       chunks=(30, 20), dimension_names=["x", "y"])
     data, _ = open_lazy(tmp_path / "xy.zarr", spacing=(0.1, 0.2))
     np.testing.assert_array_equal(np.asarray(data), plane)
+
+
+def test_an_origin_given_for_the_space_axes_only_follows_their_names(tmp_path):
+    from srbio.io import image_origin
+
+    arr = zarr.create_array(str(tmp_path / "cxy.zarr"), shape=(1, 30, 20), dtype="uint16",
+                            chunks=(1, 30, 20))
+    arr[:] = 1
+    arr.attrs.update({"axes": ["c", "x", "y"], "origin": [5.0, 7.0]})
+    assert image_origin(tmp_path / "cxy.zarr", 2) == (7.0, 5.0)
