@@ -101,7 +101,10 @@ def _read(file: Path) -> Holder | None:
         return Holder("?", -1, "?", "?")  # being written, or not ours: judged by its age
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists (ours, or another user's)."""
+    if pid == os.getpid():
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -122,7 +125,7 @@ def _stale(file: Path, holder: Holder) -> bool:
     if holder.slurm_job is not None and holder.slurm_job == me.slurm_job \
             and holder.slurm_restart < me.slurm_restart:
         return True  # an earlier run of this SLURM job, which SLURM requeued: it has ended
-    return holder.host == me.host and holder.pid > 0 and not _alive(holder.pid)
+    return holder.host == me.host and holder.pid > 0 and not process_alive(holder.pid)
 
 
 def _live_holder(file: Path) -> Holder | None:

@@ -27,7 +27,7 @@ import socket
 from collections.abc import Iterable
 from pathlib import Path
 
-from srbio.io.locks import abandon, acquire
+from srbio.io.locks import abandon, acquire, process_alive
 
 MARKER = ".srbio-output.json"
 # the stage that writes each record kind
@@ -183,7 +183,7 @@ def remove_stale_temporaries(final: Path) -> list[Path]:
         return removed
     for tmp in final.parent.glob(f"{glob_escape(prefix)}*"):
         pid = tmp.name.removeprefix(prefix)
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             remove(tmp)
             removed.append(tmp)
     return removed
@@ -192,18 +192,6 @@ def remove_stale_temporaries(final: Path) -> list[Path]:
 def glob_escape(text: str) -> str:
     """Escape glob metacharacters of a literal name part."""
     return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove(path: Path) -> None:

@@ -33,14 +33,19 @@ def _until(check, proc, timeout=120):
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_stops_predict_cleanly_and_the_same_command_resumes(tmp_path, sample, sig):
+def _volume_and_model(tmp_path, sample):
+    """A 16-plane real LR volume (64 output blocks) and a tiny model."""
     from tests.reliability.conftest import tiny_model
 
     image, spacing = sample
     src = write_tiff(tmp_path / "lr.tif", image[:16, :160, :196],
                      spacing=(spacing[0], 2 * spacing[1], 2 * spacing[2]))
-    model = tiny_model(tmp_path / "m.pt")
+    return src, tiny_model(tmp_path / "m.pt")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_predict_cleanly_and_the_same_command_resumes(tmp_path, sample, sig):
+    src, model = _volume_and_model(tmp_path, sample)
     out = tmp_path / "o.ome.zarr"
     args = ("predict", "--model", model, "--input", src, "--output", out, "--quiet",
             "--tile", "48", "48")
@@ -84,12 +89,7 @@ def test_sigterm_stops_training_without_a_model_keeping_its_checkpoints(prepared
 
 
 def test_a_killed_worker_ends_predict_with_a_message_and_keeps_finished_blocks(tmp_path, sample):
-    from tests.reliability.conftest import tiny_model
-
-    image, spacing = sample
-    src = write_tiff(tmp_path / "lr.tif", image[:16, :160, :196],
-                     spacing=(spacing[0], 2 * spacing[1], 2 * spacing[2]))
-    model = tiny_model(tmp_path / "m.pt")
+    src, model = _volume_and_model(tmp_path, sample)
     out = tmp_path / "o.ome.zarr"
     args = ("predict", "--model", model, "--input", src, "--output", out, "--quiet",
             "--tile", "48", "48", "--workers", "2")
