@@ -25,6 +25,7 @@ LAYERS = {
                      "srbio.config", "srbio.provenance"),
     "srbio.cli": ("srbio.config", "srbio.stages", "srbio.models", "srbio.__init__"),
     "srbio.__main__": ("srbio.cli",),
+    "srbio.napari": ("srbio.core", "srbio.io", "srbio.models", "srbio.config", "srbio.stages"),
     "srbio.__init__": (),
 }
 
@@ -58,6 +59,20 @@ def test_every_module_imports_only_its_own_layer_or_below():
             if not any(imported == a or imported.startswith(a + ".") for a in allowed):
                 violations.append(f"{module} imports {imported}")
     assert violations == []
+
+
+def test_only_the_napari_plugin_imports_napari_or_qt():
+    gui = ("napari", "npe2", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "superqt",
+           "magicgui", "vispy")
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if _module(path).startswith("srbio.napari"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            found += [f"{_module(path)} imports {n}" for n in names if n.split(".")[0] in gui]
+    assert found == []
 
 
 def test_no_function_is_longer_than_60_lines():

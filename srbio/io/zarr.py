@@ -143,6 +143,52 @@ def _transforms(items: list) -> tuple[tuple[float, ...] | None, tuple[float, ...
     return scale, translation
 
 
+def _dataset_transform(first: dict, dataset: dict, source: str
+                       ) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """Scale and translation of one dataset (level) of a multiscale, in µm for space axes."""
+    raw_axes = list(first.get("axes", []))
+    axes = [a["name"] if isinstance(a, dict) else str(a) for a in raw_axes]
+    scale, translation = _transforms(dataset.get("coordinateTransformations", []))
+    ms_scale, ms_translation = _transforms(first.get("coordinateTransformations", []))
+    lengths = {len(v) for v in (scale, translation, ms_scale, ms_translation) if v is not None}
+    if len(lengths | ({len(axes)} if axes else set())) > 1:
+        raise ValueError(f"{source}: its coordinateTransformations ({scale}, {translation}, "
+                         f"multiscale {ms_scale}, {ms_translation}) do not all have one value "
+                         f"per axis ({axes})")
+    if ms_scale is not None:
+        scale = ms_scale if scale is None else tuple(a * b for a, b in zip(scale, ms_scale,
+                                                                          strict=True))
+        if translation is not None:
+            translation = tuple(t * b for t, b in zip(translation, ms_scale, strict=True))
+    if ms_translation is not None:
+        translation = ms_translation if translation is None else tuple(
+            a + b for a, b in zip(translation, ms_translation, strict=True))
+    if len(raw_axes) == len(scale or translation or ()):
+        units = [a.get("unit") if isinstance(a, dict) else None for a in raw_axes]
+        spaces = [_is_space_axis(a) for a in raw_axes]
+        if scale is not None:
+            scale = _scale_to_um(scale, axes, spaces, units, source)
+        if translation is not None:
+            translation = tuple(
+                to_micrometres(v, u, source=f"{source}: axis {n!r}") if sp and not (
+                    u is not None and is_uncalibrated(u)) else v
+                for v, n, sp, u in zip(translation, axes, spaces, units, strict=True))
+    return scale, translation
+
+
+def read_ome_zarr_levels(group: zarr.Group) -> list[tuple[str, tuple[float, ...] | None,
+                                                        tuple[float, ...] | None]]:
+    """Every level of an OME-Zarr image: its path, scale and translation (µm for space axes).
+
+    As :func:`read_ome_zarr_transform` for level 0, for each dataset of the first multiscale.
+    """
+    source = _store_name(group)
+    ms = _multiscales(dict(group.attrs))
+    if not ms:
+        raise ValueError(f"{source}: zarr group without OME-Zarr 'multiscales' metadata")
+    return [(d["path"], *_dataset_transform(ms[0], d, source)) for d in ms[0]["datasets"]]
+
+
 def read_ome_zarr_transform(group: zarr.Group) -> tuple[str, tuple[float, ...] | None,
                                                         tuple[float, ...] | None, list[str]]:
     """The full-resolution dataset of an OME-Zarr image and where its pixels lie.
@@ -175,33 +221,8 @@ def read_ome_zarr_transform(group: zarr.Group) -> tuple[str, tuple[float, ...] |
         raise ValueError(f"{source}: zarr group without OME-Zarr 'multiscales' metadata")
     first = ms[0]
     dataset = first["datasets"][0]
-    raw_axes = list(first.get("axes", []))
-    axes = [a["name"] if isinstance(a, dict) else str(a) for a in raw_axes]
-    scale, translation = _transforms(dataset.get("coordinateTransformations", []))
-    ms_scale, ms_translation = _transforms(first.get("coordinateTransformations", []))
-    lengths = {len(v) for v in (scale, translation, ms_scale, ms_translation) if v is not None}
-    if len(lengths | ({len(axes)} if axes else set())) > 1:
-        raise ValueError(f"{source}: its coordinateTransformations ({scale}, {translation}, "
-                         f"multiscale {ms_scale}, {ms_translation}) do not all have one value "
-                         f"per axis ({axes})")
-    if ms_scale is not None:
-        scale = ms_scale if scale is None else tuple(a * b for a, b in zip(scale, ms_scale,
-                                                                          strict=True))
-        if translation is not None:
-            translation = tuple(t * b for t, b in zip(translation, ms_scale, strict=True))
-    if ms_translation is not None:
-        translation = ms_translation if translation is None else tuple(
-            a + b for a, b in zip(translation, ms_translation, strict=True))
-    if len(raw_axes) == len(scale or translation or ()):
-        units = [a.get("unit") if isinstance(a, dict) else None for a in raw_axes]
-        spaces = [_is_space_axis(a) for a in raw_axes]
-        if scale is not None:
-            scale = _scale_to_um(scale, axes, spaces, units, source)
-        if translation is not None:
-            translation = tuple(
-                to_micrometres(v, u, source=f"{source}: axis {n!r}") if sp and not (
-                    u is not None and is_uncalibrated(u)) else v
-                for v, n, sp, u in zip(translation, axes, spaces, units, strict=True))
+    axes = [a["name"] if isinstance(a, dict) else str(a) for a in first.get("axes", [])]
+    scale, translation = _dataset_transform(first, dataset, source)
     return dataset["path"], scale, translation, axes
 
 
@@ -274,6 +295,11 @@ def _check_chunks(arr: zarr.Array, path: Path, allow_missing: bool) -> None:
                          f"read as the fill value {fill!r}; if its writer skipped empty "
                          f"chunks on purpose, allow it (--allow-missing-chunks, or "
                          f"allow_missing_chunks: true for the volume)")
+
+
+def axis_names(node: zarr.Group | zarr.Array) -> list[str]:
+    """The axis names a zarr image declares (empty when it declares none)."""
+    return _axes_of(node)[0]
 
 
 def _axes_of(node: zarr.Group | zarr.Array) -> tuple[list[str], list[str | None], list]:
