@@ -10,17 +10,23 @@ from pathlib import Path
 
 from srbio.config import Config
 from srbio.core.grid import split_bounds
+from srbio.core.registration import choose_scale
 from srbio.io import open_lazy
 from srbio.stages.common import as_spacing
 
 
-def _lateral_fov(pair, scale: int) -> tuple[float, float] | None:
-    """LR-grid pixels (y, x) the pair can cover at most: the HR / scale, within the LR's view."""
+def _lateral_fov(pair, scale: int | None) -> tuple[float, float] | None:
+    """LR-grid pixels (y, x) the pair can cover at most: the HR / scale, within the LR's view.
+
+    ``scale`` None: the integer ratio registration chooses. None when a file does not exist
+    yet (a simulated LR, made by the workflow: checked when it exists).
+    """
     try:
         hr, hr_sp = open_lazy(pair.hr, spacing=as_spacing(pair.hr_spacing))
         lr, lr_sp = open_lazy(pair.lr, spacing=as_spacing(pair.lr_spacing))
     except FileNotFoundError:
-        return None  # made by the workflow (a simulated LR): checked when it exists
+        return None
+    scale = scale or choose_scale(hr_sp, lr_sp)
     grid = [n / scale for n in hr.shape[-2:]]
     view = [n * s / (h * scale) for n, s, h in zip(lr.shape[-2:], lr_sp[-2:], hr_sp[-2:],
                                                    strict=True)]
@@ -46,12 +52,9 @@ def check_pairs(cfg: Config) -> list[str]:
     """
     problems = []
     axis = 0 if cfg.split.axis == "y" else 1
+    scale = cfg.registration.scale if isinstance(cfg.registration.scale, int) else None
     for pair in cfg.pairs:
-        scale = cfg.registration.scale if isinstance(cfg.registration.scale, int) else None
-        try:
-            fov = _lateral_fov(pair, scale or _pair_scale(pair))
-        except FileNotFoundError:
-            continue
+        fov = _lateral_fov(pair, scale)
         if fov is None:
             continue
         bands = split_bounds(int(fov[axis]), cfg.split.val_fraction, cfg.split.test_fraction)
@@ -65,11 +68,3 @@ def check_pairs(cfg: Config) -> list[str]:
                     f"{cfg.split.val_fraction}, test_fraction {cfg.split.test_fraction}), "
                     f"smaller than patches.size {cfg.patches.size}")
     return problems
-
-
-def _pair_scale(pair) -> int:
-    """The integer LR/HR pixel-size ratio of a pair (what registration chooses)."""
-    hr_sp = open_lazy(pair.hr, spacing=as_spacing(pair.hr_spacing))[1]
-    lr_sp = open_lazy(pair.lr, spacing=as_spacing(pair.lr_spacing))[1]
-    ratio = sum(a / b for a, b in zip(lr_sp[-2:], hr_sp[-2:], strict=True)) / 2
-    return max(1, round(ratio))
