@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from srbio.core.tiling import ITERATE, AxisSettings, Stitcher, TilePlan, input_region, plan_region
+from srbio.inference.monitor import Monitor
 from srbio.io.image import load_pixels
 
 log = logging.getLogger(__name__)
@@ -240,6 +241,7 @@ class TiledPredictor:
         self.depth, self.depth_margin, self.z_scale = depth, int(depth_margin), int(z_scale)
         self.net_dims = 2 if depth is None else 3
         self.reach: int | None = None  # the network's measured lateral reach, when known
+        self.monitor: Monitor | None = None  # progress and cancel of a caller (a GUI)
         self._lateral = [AxisSettings(tile=t, halo=self.halo, overlap=self.overlap,
                                       factor=self.scale, min_read=min(t, min_input))
                          for t in self.tile_shape]
@@ -300,10 +302,14 @@ class TiledPredictor:
         indices = list(plan.indices())
         step = self.runner.batch_for(self.tiles(plan, window, indices[:1])[0])
         for i in range(0, len(indices), step):
+            if self.monitor is not None:  # before each batch: a cancel waits one batch at most
+                self.monitor.report(i, len(indices), "tiles")
             group = indices[i:i + step]
             for idx, pred in zip(group, self.runner(self.tiles(plan, window, group)),
                                  strict=True):
                 stitcher.add(idx, pred.reshape((1,) * lead + pred.shape))
+        if self.monitor is not None:
+            self.monitor.report(len(indices), len(indices), "tiles")
         return Chunk(stitcher.result(), float(window.min()), float(window.max()), len(indices))
 
     def predict_chunk(self, source, region: tuple[slice, ...]) -> Chunk:

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from srbio.core.dtypes import cast_clipped
+from srbio.inference.monitor import Monitor
 from srbio.inference.predict import Chunk, TiledPredictor
 from srbio.inference.pyramid import PyramidBuilder
 from srbio.io.store import PredictionStore
@@ -86,12 +87,15 @@ def _bar(total: int, done: int, progress: bool) -> tqdm:
                 disable=not progress, dynamic_ncols=True)
 
 
-def _tick(bar: tqdm, stats: RunStats, result: BlockResult, pixels: list, start: float) -> None:
+def _tick(bar: tqdm, stats: RunStats, result: BlockResult, pixels: list, start: float,
+          monitor: Monitor | None) -> None:
     stats.add(result)
     pixels[0] += result.pixels
     bar.set_postfix_str(f"{pixels[0] / 1e6 / max(time.perf_counter() - start, 1e-9):.2f} Mpx/s",
                         refresh=False)
     bar.update()
+    if monitor is not None:
+        monitor.report(bar.n, bar.total, "blocks")
 
 
 class _Pyramid:
@@ -111,8 +115,8 @@ class _Pyramid:
 
 
 def run_serial(predictor: TiledPredictor, source, store: PredictionStore,
-               todo: Sequence[int], *, bar: tqdm, pyramid: PyramidBuilder | None = None
-               ) -> RunStats:
+               todo: Sequence[int], *, bar: tqdm, pyramid: PyramidBuilder | None = None,
+               monitor: Monitor | None = None) -> RunStats:
     """Predict blocks in this process; reading, writing and the pyramid run in threads."""
     stats, pixels, start = RunStats(), [0], time.perf_counter()
     blocks = store.blocks(0)
@@ -122,7 +126,7 @@ def run_serial(predictor: TiledPredictor, source, store: PredictionStore,
         writes: list[Future] = []
 
         def written(result: BlockResult) -> None:
-            _tick(bar, stats, result, pixels, start)
+            _tick(bar, stats, result, pixels, start, monitor)
             pyr.finished(result.index)
 
         for n, index in enumerate(todo):
@@ -163,7 +167,8 @@ def _work(index: int) -> BlockResult:
 
 
 def run_workers(factory: Callable[[], Job], todo: Sequence[int], *, workers: int,
-                bar: tqdm, pyramid: PyramidBuilder | None = None) -> RunStats:
+                bar: tqdm, pyramid: PyramidBuilder | None = None,
+                monitor: Monitor | None = None) -> RunStats:
     """Predict blocks in ``workers`` processes, each building its job with ``factory``.
 
     CPU threads are shared out between the workers; on a machine with several CUDA devices the
@@ -182,7 +187,7 @@ def run_workers(factory: Callable[[], Job], todo: Sequence[int], *, workers: int
         try:
             for f in as_completed(futures):
                 result = f.result()
-                _tick(bar, stats, result, pixels, start)
+                _tick(bar, stats, result, pixels, start, monitor)
                 pyr.finished(result.index)
             pyr.wait()
         except BrokenProcessPool:
@@ -205,23 +210,30 @@ def _init_numbered(factory: Callable[[], Job], threads: int, counter) -> None:
 def predict_store(store: PredictionStore, todo: Sequence[int], *, done: int, total: int,
                   job: Job | None = None, factory: Callable[[], Job] | None = None,
                   workers: int = 1, progress: bool = True,
-                  pyramid: PyramidBuilder | None = None) -> RunStats:
+                  pyramid: PyramidBuilder | None = None, monitor: Monitor | None = None
+                  ) -> RunStats:
     """Predict the level-0 blocks ``todo`` of ``store``, serially (``job``) or in workers.
 
     ``done`` and ``total`` only set the progress bar (blocks already finished, blocks in all).
-    With ``pyramid``, pyramid blocks are built as soon as the blocks under them finish.
+    With ``pyramid``, pyramid blocks are built as soon as the blocks under them finish. A
+    ``monitor`` hears of every block written (and, serially, of every batch of tiles) and
+    may stop the run with :class:`~srbio.inference.monitor.Cancelled`.
     """
     with _bar(total, done, progress) as bar:
         if workers > 1 and len(todo) > 1:
             if factory is None:
                 raise ValueError("worker processes need a job factory")
             return run_workers(factory, todo, workers=min(workers, len(todo)), bar=bar,
-                               pyramid=pyramid)
+                               pyramid=pyramid, monitor=monitor)
         if job is None:
             if factory is None:
                 raise ValueError("give the job or its factory")
             job = factory()
-        return run_serial(*job, todo, bar=bar, pyramid=pyramid)
+        job[0].monitor = monitor
+        try:
+            return run_serial(*job, todo, bar=bar, pyramid=pyramid, monitor=monitor)
+        finally:
+            job[0].monitor = None
 
 
 def build_pyramid(store: PredictionStore, *, progress: bool = True) -> int:

@@ -191,6 +191,8 @@ class Registration(Record):
     fixed_pixels: str | None = Field(None, description="SHA-256 of the HR's pixels (dtype, "
                                      "shape, data): crop checks its --hr is this image")
     moving_pixels: str | None = Field(None, description="SHA-256 of the LR's pixels")
+    fill: float | str | None = Field("auto", description="fill value of invalid regions used")
+    erode_px: int = Field(1, description="LR pixels removed from the LR's valid region")
     qc: QCVerdict
 
 

@@ -168,7 +168,7 @@ class PredictionStore:
         tmp = temporary_name(path)
         remove(tmp)
         try:
-            cls._build(tmp, shape=shape, dtype=dtype, chunks=chunks, shards=shards,
+            cls.build(tmp, shape=shape, dtype=dtype, chunks=chunks, shards=shards,
                        spacing=spacing, translation=translation, name=name, axes=axes,
                        srbio={"output": "predict", "status": "incomplete",
                               "fingerprint": fingerprint, "store_id": uuid.uuid4().hex,
@@ -182,10 +182,20 @@ class PredictionStore:
         return cls(path)
 
     @staticmethod
-    def _build(path: Path, *, shape, dtype, chunks, shards, spacing, translation, name,
-               axes, srbio) -> None:
+    def build(path: Path, *, shape, dtype, chunks, shards, spacing, translation, name,
+              axes, srbio) -> None:
+        """Write an empty store's arrays and metadata at ``path`` (holding no zarr group yet).
+
+        :meth:`create` builds under a temporary name and renames; a caller staging a whole
+        folder itself (:func:`~srbio.io.atomic.replace_folder`) builds into it directly.
+        ``srbio`` is the group's ``srbio`` attributes; the other arguments are :meth:`create`'s.
+        """
         names = [a["name"] for a in axes]
-        group = zarr.open_group(str(path), mode="w-", zarr_format=3)
+        if (Path(path) / "zarr.json").exists():
+            raise FileExistsError(f"{path}: holds a zarr group already")
+        # an existing folder (a staging folder with its marker) is kept, not emptied
+        group = zarr.open_group(str(path), mode="a" if Path(path).is_dir() else "w-",
+                                zarr_format=3)
         lateral = max(chunks[-2:])
         datasets = []
         for k, level in enumerate(pyramid_shapes(shape, lateral)):

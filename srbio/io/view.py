@@ -73,7 +73,7 @@ def image_view(path: str | os.PathLike, *, spacing: tuple[float, ...] | None = N
     return View(name or path.name.split(".")[0], [data], scale, translate, tuple(axes), kind)
 
 
-def _resolve(recorded: str, results: Path) -> Path:
+def resolve_recorded(recorded: str, results: Path) -> Path:
     """A path a record holds: as given, else relative to the results folder's parent."""
     path = Path(recorded)
     if path.is_absolute() or path.exists():
@@ -111,11 +111,11 @@ def results_views(results: str | os.PathLike, pair: str | None = None) -> list[V
     rec = Registration.read(files.record)
     grid, origin = tuple(rec.grid_spacing), tuple(rec.grid_origin)
     views = [
-        image_view(_resolve(rec.moving, results), spacing=tuple(rec.moving_spacing),
+        image_view(resolve_recorded(rec.moving, results), spacing=tuple(rec.moving_spacing),
                    origin=(0.0,) * len(rec.moving_spacing), name=f"{pair} LR (as acquired)"),
         image_view(files.resampled, spacing=grid, origin=origin,
                    name=f"{pair} LR (registered)"),
-        image_view(_resolve(rec.fixed, results), spacing=tuple(rec.fixed_spacing),
+        image_view(resolve_recorded(rec.fixed, results), spacing=tuple(rec.fixed_spacing),
                    origin=(0.0,) * len(rec.fixed_spacing), name=f"{pair} HR"),
         image_view(files.mask, spacing=grid, origin=origin, name=f"{pair} valid",
                    kind="labels"),

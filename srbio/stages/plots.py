@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from scipy.ndimage import uniform_filter
 
+from srbio.core.qc import RegistrationViews, overlay
 from srbio.io.atomic import atomic_path
 from srbio.io.records import Registration
 
@@ -23,20 +24,10 @@ def _save(fig: Figure, path: Path, dpi: int = 90) -> None:
         fig.savefig(tmp, dpi=dpi, format="png")
 
 
-def overlay(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Magenta (a) / green (b) RGB overlay, each scaled by its own 1–99.5 percentiles in ``mask``."""
-    def scaled(x: np.ndarray) -> np.ndarray:
-        vals = x[mask] if mask.any() else x.ravel()
-        lo, hi = np.percentile(vals, (1, 99.5))
-        return np.clip((x - lo) / max(hi - lo, 1e-9), 0, 1) * mask
-    sa, sb = scaled(a), scaled(b)
-    return np.stack([sa, sb, sa], axis=-1)
-
-
-def registration_qc(path: Path, record: Registration, *, hr_lr: np.ndarray,
-                    before: np.ndarray, after: np.ndarray, before_mask: np.ndarray,
-                    mask: np.ndarray, displacement: np.ndarray | None) -> None:
+def registration_qc(path: Path, record: Registration, v: RegistrationViews) -> None:
     """HR/LR overlay before and after, the valid region and the B-spline displacement."""
+    hr_lr, before, after, before_mask, mask, displacement = (
+        v.hr_lr, v.before, v.after, v.before_mask, v.mask, v.displacement)
     mid = hr_lr.shape[0] // 2 if hr_lr.ndim == 3 else None
     pick = (lambda x: x[mid]) if mid is not None else (lambda x: x)
     n = 4 if displacement is not None else 3

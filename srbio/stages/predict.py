@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from srbio.io.store import PredictionStore, progress_folder
 from srbio.models.registry import network_info
 from srbio.provenance import provenance
 from srbio.stages.common import as_spacing
+
+if TYPE_CHECKING:
+    from srbio.inference.monitor import Monitor
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +155,8 @@ def _device(cfg: PredictConfig):
     return device
 
 
-def _load(model_path: str | os.PathLike, cfg: PredictConfig):
-    """The network on its device and its header; tiles checked against the network."""
+def load_for_prediction(model_path: str | os.PathLike, cfg: PredictConfig):
+    """The network on ``cfg``'s device, its header and the device; tiles checked against it."""
     from srbio.inference import load_model
 
     device = _device(cfg)
@@ -218,7 +222,7 @@ def build_predictor(model, header: ModelHeader, cfg: PredictConfig, device):
 
 def open_job(job: PredictJob):
     """Build a process's (predictor, input, store) for ``job`` (a worker's initialiser)."""
-    model, header, device = _load(job.model, job.cfg)
+    model, header, device = load_for_prediction(job.model, job.cfg)
     data = _input(job, header)[0]
     return _predictor(model, header, job.cfg, device, job.halo), data, PredictionStore(job.output)
 
@@ -402,7 +406,7 @@ class _Opened:
 def _open(model_path, input_path, output: Path, cfg: PredictConfig, *, spacing,
           allow_missing_chunks: bool, overwrite: bool, may_replace: bool) -> _Opened:
     """Load the model and the input, then resume, create or replace the store."""
-    model, header, device = _load(model_path, cfg)
+    model, header, device = load_for_prediction(model_path, cfg)
     job = PredictJob(str(model_path), str(input_path), str(output), cfg, as_spacing(spacing),
                      allow_missing_chunks, 0)
     data, sp, origin, resampled_from, series = _input(job, header)
@@ -429,7 +433,7 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
                 spacing: list[float] | None = None, progress: bool = True,
                 overwrite: bool = False, allow_missing_chunks: bool = False,
                 part: tuple[int, int] | None = None, gather: bool = False,
-                init: bool = False) -> Prediction | None:
+                init: bool = False, monitor: Monitor | None = None) -> Prediction | None:
     """Super-resolve a volume into a pyramidal OME-Zarr 0.5 at spacing / scale, resumably.
 
     Without ``part``/``gather``/``init`` the whole job runs: level-0 blocks not yet finished
@@ -438,6 +442,8 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
     the store's ``srbio`` attributes). ``init`` only creates (or replaces, with
     ``overwrite``) the store; ``part=(i, N)`` predicts the i-th of N shares of the blocks;
     ``gather`` checks every block is finished, builds the pyramid and writes the record.
+    A ``monitor`` (a GUI's) hears of every block and batch of tiles and may stop the run with
+    :class:`~srbio.inference.monitor.Cancelled`; the finished blocks are kept for a resume.
 
     Returns
     -------
@@ -466,7 +472,7 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
             raise ValueError(f"{output}: {missing} of {len(blocks)} blocks are not finished; "
                              f"run every --part job (again) before --gather")
         return _finish(job, record_path, start, computed=None, progress=progress)
-    stats, err = _compute(job, part, progress=progress, input_path=input_path)
+    stats, err = _compute(job, part, progress=progress, input_path=input_path, monitor=monitor)
     summary = {"seconds": time.perf_counter() - start, "blocks": stats.blocks,
                "pixels": stats.pixels, "precision_max_abs_error": err[0],
                "precision_error_of_range": err[1], "workers": cfg.workers}
@@ -476,7 +482,8 @@ def run_predict(model_path: str | os.PathLike, input_path: str | os.PathLike,
     return _finish(job, record_path, start, computed=summary, progress=progress)
 
 
-def _compute(job: _Opened, part: tuple[int, int] | None, *, progress: bool, input_path):
+def _compute(job: _Opened, part: tuple[int, int] | None, *, progress: bool, input_path,
+             monitor: Monitor | None = None):
     """Predict the unfinished level-0 blocks of this call's share; stats and precision error."""
     from srbio.inference.pyramid import PyramidBuilder
     from srbio.inference.schedule import predict_store
@@ -499,7 +506,7 @@ def _compute(job: _Opened, part: tuple[int, int] | None, *, progress: bool, inpu
         stats = predict_store(store, todo, done=len(share) - len(todo), total=len(share),
                               job=(job.predictor, job.data, store),
                               factory=functools.partial(open_job, job.job), workers=cfg.workers,
-                              progress=progress, pyramid=pyramid)
+                              progress=progress, pyramid=pyramid, monitor=monitor)
     except BaseException as exc:
         _after_failure(store, job.created)
         if isinstance(exc, ValueError):  # name the input

@@ -15,6 +15,7 @@ from srbio.core import grid
 from srbio.core import registration as reg
 from srbio.core import transforms as tf
 from srbio.core.identity import pixel_digest
+from srbio.core.qc import RegistrationViews, registration_views
 from srbio.core.validity import valid_mask
 from srbio.io import read_image, write_image
 from srbio.io.atomic import replace_folder
@@ -36,18 +37,6 @@ class _Inputs:
     m_sp: tuple[float, ...]
     f_valid: np.ndarray
     m_valid: np.ndarray  # eroded by erode_px: the interpolation support
-
-
-@dataclass
-class _Views:
-    """What QC shows and measures, on the LR grid aligned with HR."""
-
-    hr_lr: np.ndarray
-    before: np.ndarray
-    after: np.ndarray
-    before_mask: np.ndarray
-    mask: np.ndarray
-    displacement: np.ndarray | None
 
 
 def read_truth(path: str | os.PathLike) -> sitk.Transform:
@@ -96,27 +85,15 @@ def _scale(cfg: RegisterConfig, f_sp: tuple[float, ...], m_sp: tuple[float, ...]
     return scale
 
 
-def _views(x: _Inputs, transform: sitk.Transform, scale: int) -> _Views:
-    shape, spacing, origin = grid.lr_grid(x.fixed.shape, x.f_sp, scale)
-    factors = grid.lateral_factors(x.fixed.ndim, scale)
-    on_grid = {"moving_spacing": x.m_sp, "shape": shape, "spacing": spacing, "origin": origin}
-    hr_valid = grid.block_all(x.f_valid, factors)
-    identity = sitk.Transform(x.fixed.ndim, sitk.sitkIdentity)
-
-    def support(t: sitk.Transform) -> np.ndarray:
-        warped = reg.resample(x.m_valid.astype(np.uint8), t, order="nearest", **on_grid)
-        return warped.astype(bool) & hr_valid
-
-    return _Views(hr_lr=grid.block_mean(x.fixed, factors),
-                  before=reg.resample(x.moving, identity, **on_grid),
-                  after=reg.resample(x.moving, transform, **on_grid),
-                  before_mask=support(identity), mask=support(transform),
-                  displacement=tf.bspline_displacement_um(transform, shape, spacing, origin))
+def _views(x: _Inputs, transform: sitk.Transform, scale: int) -> RegistrationViews:
+    return registration_views(x.fixed, x.moving, transform, fixed_spacing=x.f_sp,
+                              moving_spacing=x.m_sp, scale=scale, fixed_valid=x.f_valid,
+                              moving_valid=x.m_valid)
 
 
-def _record(x: _Inputs, result: reg.RegistrationResult, v: _Views, cfg: RegisterConfig, *,
-            scale: int, paths: tuple[str, str], truth: tuple[str, sitk.Transform] | None
-            ) -> Registration:
+def _record(x: _Inputs, result: reg.RegistrationResult, v: RegistrationViews,
+            cfg: RegisterConfig, *, scale: int, paths: tuple[str, str],
+            truth: tuple[str, sitk.Transform] | None) -> Registration:
     shape, spacing, origin = grid.lr_grid(x.fixed.shape, x.f_sp, scale)
     masks = {"fixed_spacing": x.f_sp, "moving_spacing": x.m_sp, "fixed_mask": x.f_valid,
              "moving_mask": x.m_valid, "metric": "mattes"}
@@ -136,7 +113,8 @@ def _record(x: _Inputs, result: reg.RegistrationResult, v: _Views, cfg: Register
         "iterations": int(sum(st.get("iterations", 0) for st in result.stages)),
         "stages": result.stages, "seconds": round(result.seconds, 3),
         "valid_fraction": float(v.mask.mean()),
-        "fixed_pixels": pixel_digest(x.fixed), "moving_pixels": pixel_digest(x.moving)}
+        "fixed_pixels": pixel_digest(x.fixed), "moving_pixels": pixel_digest(x.moving),
+        "fill": cfg.fill, "erode_px": cfg.erode_px}
     if v.displacement is not None:
         inside = v.displacement[v.mask] if v.mask.any() else v.displacement.ravel()
         values.update(bspline_max_um=float(inside.max()), bspline_mean_um=float(inside.mean()))
@@ -169,7 +147,7 @@ def quality(values: dict, cfg: RegisterConfig) -> QCVerdict:
                      on_failure=cfg.on_failure)
 
 
-def _write(out: RegisterFiles, record: Registration, v: _Views, transform: sitk.Transform
+def _write(out: RegisterFiles, record: Registration, v: RegistrationViews, transform: sitk.Transform
            ) -> None:
     from srbio.stages import plots
 
@@ -179,21 +157,17 @@ def _write(out: RegisterFiles, record: Registration, v: _Views, transform: sitk.
         sitk.WriteTransform(transform, str(staged.transform))
         write_image(staged.resampled, v.after.astype(np.float32), spacing=spacing)
         write_image(staged.mask, v.mask.astype(np.uint8), spacing=spacing)
-        plots.registration_qc(staged.qc, record, hr_lr=v.hr_lr, before=v.before,
-                              after=v.after, before_mask=v.before_mask, mask=v.mask,
-                              displacement=v.displacement)
+        plots.registration_qc(staged.qc, record, v)
         record.write(staged.record)
 
 
-def _stop(out: RegisterFiles, record: Registration, v: _Views, pair: str) -> None:
+def _stop(out: RegisterFiles, record: Registration, v: RegistrationViews, pair: str) -> None:
     """Replace the folder by the failed QC alone (no earlier output outlives it), then raise."""
     from srbio.stages import plots
 
     with replace_folder(out.root, "register") as tmp:
         staged = RegisterFiles(tmp)
-        plots.registration_qc(staged.failed_qc, record, hr_lr=v.hr_lr, before=v.before,
-                              after=v.after, before_mask=v.before_mask, mask=v.mask,
-                              displacement=v.displacement)
+        plots.registration_qc(staged.failed_qc, record, v)
         record.write(staged.failed_record)
     raise ValueError(f"{pair}: registration failed QC: {'; '.join(record.qc.failures)}. See "
                      f"{out.failed_qc}; set register.on_failure: skip to leave the pair out, "

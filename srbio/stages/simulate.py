@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import os
 
+import numpy as np
 import SimpleITK as sitk
 
 from srbio.config import SimulateParams
-from srbio.core.simulate import simulate_lr
+from srbio.core.simulate import SimulatedLR, simulate_lr
 from srbio.io import read_image, write_image
 from srbio.io.atomic import replace_folder
 from srbio.io.locks import releases_claims
@@ -17,6 +18,20 @@ from srbio.io.records import SimulateFiles, Simulation
 from srbio.stages.common import as_spacing
 
 log = logging.getLogger(__name__)
+
+
+def simulate_with(hr: np.ndarray, spacing: tuple[float, ...], params: SimulateParams, *,
+                  psf: np.ndarray | None = None, psf_spacing: tuple[float, ...] | None = None
+                  ) -> SimulatedLR:
+    """An LR acquisition of ``hr`` simulated with ``params`` (a measured ``psf`` when given)."""
+    return simulate_lr(
+        hr, spacing=spacing, factor=params.scale, psf_sigma_um=params.psf_sigma_um, psf=psf,
+        psf_spacing=psf_spacing, max_shift_um=params.max_shift_um,
+        max_rotation_deg=params.max_rotation_deg, max_tilt_deg=params.max_tilt_deg,
+        affine_strength=params.affine_strength, deformation_um=params.deformation_um,
+        deformation_spacing_um=params.deformation_spacing_um,
+        photons_per_count=params.photons_per_count, read_noise=params.read_noise,
+        border_fraction=params.border_fraction, seed=params.seed)
 
 
 @releases_claims
@@ -36,14 +51,7 @@ def run_simulate(hr_path: str | os.PathLike, out_dir: str | os.PathLike, params:
     psf = psf_spacing = None
     if params.psf:
         psf, psf_spacing = read_image(params.psf)
-    sim = simulate_lr(
-        hr, spacing=spacing, factor=params.scale, psf_sigma_um=params.psf_sigma_um, psf=psf,
-        psf_spacing=psf_spacing, max_shift_um=params.max_shift_um,
-        max_rotation_deg=params.max_rotation_deg, max_tilt_deg=params.max_tilt_deg,
-        affine_strength=params.affine_strength, deformation_um=params.deformation_um,
-        deformation_spacing_um=params.deformation_spacing_um,
-        photons_per_count=params.photons_per_count, read_noise=params.read_noise,
-        border_fraction=params.border_fraction, seed=params.seed)
+    sim = simulate_with(hr, spacing, params, psf=psf, psf_spacing=psf_spacing)
     out = SimulateFiles(out_dir)
     record = Simulation(hr=str(hr_path), hr_spacing=list(spacing), lr_spacing=list(sim.spacing),
                         lr_shape=list(sim.lr.shape), parameters=sim.parameters)
