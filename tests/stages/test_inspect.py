@@ -11,7 +11,7 @@ from srbio.config import PredictConfig
 from srbio.core.registration import ncc
 from srbio.inference.monitor import Cancelled, Monitor
 from srbio.io import read_image, write_tiff
-from srbio.io.records import Evaluation, Registration, RegisterFiles
+from srbio.io.records import RegisterFiles, Registration
 from srbio.io.view import store_view
 from srbio.stages import inspect
 from srbio.stages.evaluate import run_evaluate
