@@ -68,7 +68,8 @@ class _Panel(Container):
             show_info(f"srbio: {what} waits for the running task to end")
             return
         self.status.value = f"{what}…"
-        worker = create_worker(func, *args, _start_thread=False, **kwargs)
+        # errors are ours to show (a notification with the message, never a traceback)
+        worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True, **kwargs)
         worker.returned.connect(done)
         worker.errored.connect(lambda exc: self.failed(exc, what))
         worker.finished.connect(self._finished)
@@ -187,6 +188,7 @@ class CompareWidget(_Panel):
         for layer in layers:
             layer.events.contrast_limits.connect(lambda e, src=layer: self._link(src, layers))
         self._arrange()
+        self.viewer.reset_view()
         band = comparison.test_box[-2] if comparison.test_box[-1] == (
             0, comparison.valid.shape[-1]) else comparison.test_box[-1]
         self.status.value = f"{comparison.pair}: held-out test band at HR pixels {band}"
@@ -227,6 +229,9 @@ class CompareWidget(_Panel):
         box = _visible_box(self.viewer, layer, self.comparison.images["HR"].shape)
         if box is None:
             self.scores.value = "the view shows no HR pixel"
+            return
+        if min(b - a for a, b in box[-2:]) < 7:
+            self.scores.value = "zoom out: the view holds fewer than 7 × 7 HR pixels"
             return
         self.region = box
         self.run(inspect.region_scores, self.comparison, box, done=self._show_scores,
@@ -475,6 +480,9 @@ class PredictWidget(_Panel):
         if not model.is_file():
             raise ValueError(f"{model}: no such model file (choose srbio's model.pt)")
         layer = self._layer()
+        if layer.rgb:
+            raise ValueError(f"layer {layer.name!r} is RGB; srbio predicts single-channel "
+                             f"images (split the channels first)")
         data = layer.data[0] if layer.multiscale else layer.data
         shape = tuple(int(n) for n in data.shape)
         box = self._box(layer, shape)
