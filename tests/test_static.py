@@ -25,7 +25,8 @@ LAYERS = {
                      "srbio.config", "srbio.provenance"),
     "srbio.cli": ("srbio.config", "srbio.stages", "srbio.models", "srbio.__init__"),
     "srbio.__main__": ("srbio.cli",),
-    "srbio.napari": ("srbio.core", "srbio.io", "srbio.models", "srbio.config", "srbio.stages"),
+    "srbio.napari": ("srbio.core", "srbio.io", "srbio.models", "srbio.config", "srbio.inference",
+                     "srbio.stages"),
     "srbio.__init__": (),
 }
 

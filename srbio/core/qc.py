@@ -67,19 +67,20 @@ def registration_views(fixed: np.ndarray, moving: np.ndarray, transform: sitk.Tr
         Where each image holds data (the LR's already eroded by the interpolation margin).
     """
     shape, spacing, origin = grid.lr_grid(fixed.shape, fixed_spacing, scale)
-    factors = grid.lateral_factors(fixed.ndim, scale)
-    on_grid = {"moving_spacing": moving_spacing, "shape": shape, "spacing": spacing,
-               "origin": origin}
+    factors = tuple(int(f) for f in grid.lateral_factors(fixed.ndim, scale))
     hr_valid = grid.block_all(fixed_valid, factors)
     identity = sitk.Transform(fixed.ndim, sitk.sitkIdentity)
 
+    def on_grid(image: np.ndarray, t: sitk.Transform, order: str = "linear") -> np.ndarray:
+        return reg.resample(image, t, moving_spacing=moving_spacing, shape=shape,
+                            spacing=spacing, origin=origin, order=order)
+
     def support(t: sitk.Transform) -> np.ndarray:
-        warped = reg.resample(moving_valid.astype(np.uint8), t, order="nearest", **on_grid)
-        return warped.astype(bool) & hr_valid
+        return on_grid(moving_valid.astype(np.uint8), t, "nearest").astype(bool) & hr_valid
 
     return RegistrationViews(
-        hr_lr=grid.block_mean(fixed, factors), before=reg.resample(moving, identity, **on_grid),
-        after=reg.resample(moving, transform, **on_grid), before_mask=support(identity),
+        hr_lr=grid.block_mean(fixed, factors), before=on_grid(moving, identity),
+        after=on_grid(moving, transform), before_mask=support(identity),
         mask=support(transform),
         displacement=tf.bspline_displacement_um(transform, shape, spacing, origin),
         spacing=tuple(spacing), origin=tuple(origin))

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage as ndi
 
 Box = tuple[tuple[int, int], ...]
 
 
-def to_pixels(points: np.ndarray, scale: Sequence[float], translate: Sequence[float]
+def to_pixels(points: npt.ArrayLike, scale: Sequence[float], translate: Sequence[float]
               ) -> np.ndarray:
     """World points (…, ndim) as fractional pixel indices of an image."""
     return (np.asarray(points, np.float64) - np.asarray(translate)) / np.asarray(scale)

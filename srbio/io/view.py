@@ -52,10 +52,16 @@ def store_view(path: str | os.PathLike, name: str | None = None) -> View:
     axes = axis_names(group)
     ndim = data[0].ndim
     attrs: dict[str, Any] = group.attrs.asdict()
+    srbio = dict(attrs.get("srbio") or {})
+    metadata: dict[str, Any] = {"srbio": srbio}
+    header = (srbio.get("prediction") or {}).get("model_header") or {}
+    hr = (header.get("normalisation") or {}).get("hr")
+    if hr:  # a prediction: shown at the model's fixed HR range
+        metadata["contrast_limits"] = (float(hr["vmin"]), float(hr["vmax"]))
     return View(name or path.name.removesuffix(".ome.zarr").removesuffix(".zarr"), list(data),
                 tuple(scale or (1.0,) * ndim), tuple(translation or (0.0,) * ndim),
                 tuple(axes) if len(axes) == ndim else tuple("tzyx"[-ndim:]),
-                metadata={"srbio": dict(attrs.get("srbio") or {})})
+                metadata=metadata)
 
 
 def image_view(path: str | os.PathLike, *, spacing: tuple[float, ...] | None = None,

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from srbio.io.view import View, image_view, pairs, results_views, store_view
 
 log = logging.getLogger(__name__)
@@ -19,20 +21,44 @@ log = logging.getLogger(__name__)
 LayerData = tuple[Any, dict[str, Any], str]
 
 
+def _lazy(array: Any) -> Any:
+    """A zarr array as a dask array, so napari reads only the plane it shows.
+
+    napari's multiscale slicing indexes every non-displayed axis with ``slice(None)`` before it
+    picks the plane, which a zarr array reads at once (every plane of the visible tile); dask
+    defers the read to the one plane shown.
+    """
+    import dask.array as da
+    import zarr
+
+    return da.from_zarr(array) if isinstance(array, zarr.Array) else array
+
+
 def layer_data(view: View) -> LayerData:
-    """A view as napari layer data (``multiscale`` when it holds a pyramid)."""
-    data = view.data if view.multiscale else view.data[0]
+    """A view as napari layer data (``multiscale`` when it holds a pyramid), read lazily."""
+    levels = [_lazy(level) for level in view.data]
+    data = levels if view.multiscale else levels[0]
     kwargs: dict[str, Any] = {"name": view.name, "scale": list(view.scale),
                               "translate": list(view.translate),
                               "metadata": {"axes": list(view.axes), **view.metadata}}
     if view.kind == "image":
         kwargs["multiscale"] = view.multiscale
+        if view.multiscale and "contrast_limits" not in view.metadata:
+            # napari would read the whole smallest level for them (all its planes)
+            kwargs["contrast_limits"] = _plane_range(view.data[-1])
         kwargs["blending"] = "additive"
         if "contrast_limits" in view.metadata:  # the fixed normalisation of the results
             kwargs["contrast_limits"] = list(view.metadata["contrast_limits"])
     else:
         kwargs["opacity"] = 0.3
     return data, kwargs, view.kind
+
+
+def _plane_range(level: Any) -> list[float]:
+    """Min and max of the middle plane of a (small) pyramid level."""
+    plane = np.asarray(level[tuple(n // 2 for n in level.shape[:-2])])
+    low, high = float(plane.min()), float(plane.max())
+    return [low, high if high > low else low + 1.0]
 
 
 def _one(path: str | list[str]) -> Path | None:

@@ -385,7 +385,9 @@ class QCWidget(_Panel):
             lo, hi = contrast_range(x, mask)
             return np.clip((x - lo) / (hi - lo), 0, 1).astype(np.float32)
 
-        return checkerboard(unit(v.hr_lr, v.mask), unit(v.after, v.mask), int(self.square.value))
+        before = self.show_which.value == "before"
+        lr, mask = (v.before, v.before_mask) if before else (v.after, v.mask)
+        return checkerboard(unit(v.hr_lr, mask), unit(lr, mask), int(self.square.value))
 
     def _update_checkerboard(self) -> None:
         name = self._name("checkerboard")
@@ -393,6 +395,7 @@ class QCWidget(_Panel):
             self.viewer.layers[name].data = self._board()
 
     def _toggle(self) -> None:
+        self._update_checkerboard()  # HR against the LR shown
         for when in ("after", "before"):
             name = self._name(f"LR {when}")
             if name in self.viewer.layers:
@@ -505,7 +508,7 @@ class PredictWidget(_Panel):
     def _added(self, layer):
         def done(result: inspect.RegionPrediction) -> None:
             self.viewer.add_image(result.data, name=f"{layer.name} srbio", scale=result.spacing,
-                                  translate=result.translate,
+                                  translate=result.translate, contrast_limits=result.hr_range,
                                   metadata={"srbio": "prediction", "source": layer.name})
             self.status.value = f"{layer.name}: predicted {result.data.shape}"
         return done

@@ -257,6 +257,7 @@ class RegionPrediction:
     data: np.ndarray
     spacing: tuple[float, ...]
     translate: tuple[float, ...]
+    hr_range: tuple[float, float]  # the model's fixed HR range: the contrast to show it at
 
 
 def predict_region(model_path: str | os.PathLike, data, *, spacing: Sequence[float],
@@ -276,7 +277,7 @@ def predict_region(model_path: str | os.PathLike, data, *, spacing: Sequence[flo
         raise ValueError(f"an image of shape {shape} needs one pixel size and position per axis; "
                          f"got spacing {list(spacing)}, translate {list(translate)}")
     box = box or tuple((0, n) for n in shape)
-    with _predictor(model_path, cfg, monitor) as (predictor, _):
+    with _predictor(model_path, cfg, monitor) as (predictor, header):
         factors = predictor.factors(len(shape))
         region = tuple(slice(a * f, b * f) for (a, b), f in zip(box, factors, strict=True))
         chunk = predictor.predict_chunk(data, region)
@@ -284,7 +285,7 @@ def predict_region(model_path: str | os.PathLike, data, *, spacing: Sequence[flo
     out_sp = tuple(float(s) / f for s, f in zip(spacing, factors, strict=True))
     out_tr = tuple(float(t) + a * float(s) - (f - 1) / 2 * o for t, (a, _), s, f, o in
                    zip(translate, box, spacing, factors, out_sp, strict=True))
-    return RegionPrediction(out, out_sp, out_tr)
+    return RegionPrediction(out, out_sp, out_tr, header.normalisation.hr.pair)
 
 
 def store_path_for(input_path: str | os.PathLike) -> Path:
@@ -311,9 +312,7 @@ def predict_to_store(model_path: str | os.PathLike, input_path: str | os.PathLik
 # --------------------------------------------------------------------------- sample data
 def sample_path() -> Path:
     """The bundled real HR volume (``data/sample/lls_hr.tif`` of the srbio checkout)."""
-    import srbio
-
-    path = Path(srbio.__file__).resolve().parents[1] / "data" / "sample" / "lls_hr.tif"
+    path = Path(__file__).resolve().parents[2] / "data" / "sample" / "lls_hr.tif"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: srbio's sample volume is not there; the sample data "
                                 f"comes with a checkout of srbio (installed with `pip install "

@@ -124,5 +124,6 @@ def run_patches(crop_dirs: Sequence[str | os.PathLike], out_path: str | os.PathL
                      counts={k: len(v) for k, v in arrays.items()}, pairs=[c.name for c in pairs],
                      lr_spacing=lr_spacing, hr_spacing=hr_spacing, split=split.model_dump())
     record.write(record_path)
-    log.info("patches: %s", record.counts)
+    # one dict argument would be taken as a mapping of named arguments: pass it as text
+    log.info("patches: %s", ", ".join(f"{k} {v}" for k, v in record.counts.items()))
     return record
