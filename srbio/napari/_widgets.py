@@ -70,6 +70,7 @@ class _Panel(Container):
         self.status.value = f"{what}…"
         # errors are ours to show (a notification with the message, never a traceback)
         worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True, **kwargs)
+        worker.returned.connect(lambda _: self._set_bar(1, 1))
         worker.returned.connect(done)
         worker.errored.connect(lambda exc: self.failed(exc, what))
         worker.finished.connect(self._finished)
@@ -146,6 +147,7 @@ class CompareWidget(_Panel):
         viewer.dims.events.current_step.connect(self._moved)
         self._figure, self._canvas = _profile_canvas()
         self.native.layout().addWidget(self._canvas)
+        self._canvas.setVisible(False)  # until a profile line is drawn
         self.refresh()
 
     def _pairs(self, widget=None) -> list[str]:
@@ -283,20 +285,21 @@ class CompareWidget(_Panel):
         ax.set_xlabel("µm along the line")
         ax.set_ylabel("intensity (HR units)")
         ax.legend(fontsize=7)
+        self._canvas.setVisible(True)
         self._canvas.draw_idle()
 
 
 def _cells(viewer) -> list[str]:
     """Where each visible layer sits in the grid, e.g. ``top-left: HR``."""
     rows, cols = viewer.grid.actual_shape(viewer.layers)
-    names = []
+    cells = []
     for i, layer in enumerate(viewer.layers):
         r, c = viewer.grid.position(i, viewer.layers)
         if r >= 0:
             where = {(0, 0): "top-left", (0, cols - 1): "top-right", (rows - 1, 0): "bottom-left",
                      (rows - 1, cols - 1): "bottom-right"}.get((r, c), f"row {r + 1} col {c + 1}")
-            names.append(f"{where} {layer.name}")
-    return sorted(names)
+            cells.append(((r, c), f"{where}: {layer.name}"))
+    return [text for _, text in sorted(cells)]
 
 
 def _profile_canvas():

@@ -1,5 +1,7 @@
 """The napari readers, without Qt: srbio's outputs open lazily at their physical place."""
 
+import importlib
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -18,6 +20,14 @@ def test_the_manifest_is_valid_and_names_the_reader():
 
     manifest = npe2.PluginManifest.from_file(files("srbio.napari") / "napari.yaml")
     assert [r.command for r in manifest.contributions.readers] == ["srbio.get_reader"]
+    assert [w.command for w in manifest.contributions.writers] == ["srbio.write_ome_zarr"]
+    assert [w.display_name for w in manifest.contributions.widgets] == [
+        "Compare methods", "Registration QC", "Predict"]
+    assert [d.key for d in manifest.contributions.sample_data] == ["lls_pair"]
+    for command in manifest.contributions.commands:  # every command points at real code
+        module, name = command.python_name.split(":")
+        if "_widgets" not in module:  # widgets need Qt: the GUI tests import them
+            assert callable(getattr(importlib.import_module(module), name))
 
 
 def test_a_prediction_opens_as_a_lazy_pyramid_at_its_place(tmp_path, sample):

@@ -181,3 +181,12 @@ def test_an_older_results_folder_is_named(prepared, tmp_path):
     record.write_text(json.dumps(values))
     with pytest.raises(ValueError, match="registration.json"):
         inspect.pair_qc(old, "p")
+
+
+def test_a_model_of_another_scale_is_refused_by_name(prepared, tmp_path):
+    other = tiny_model(tmp_path / "x3.pt", scale=3)
+    with pytest.raises(ValueError, match=r"x3\.pt: upsamples by 3 but pair p was cropped at "
+                                         r"scale 2"):
+        inspect.compare_pair(prepared, "p", other, CFG, split=SPLIT)
+    with pytest.raises(ValueError, match="no prepared pair 'q'"):
+        inspect.compare_pair(prepared, "q", other, CFG, split=SPLIT)
