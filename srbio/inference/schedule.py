@@ -94,8 +94,8 @@ def _tick(bar: tqdm, stats: RunStats, result: BlockResult, pixels: list, start: 
     bar.set_postfix_str(f"{pixels[0] / 1e6 / max(time.perf_counter() - start, 1e-9):.2f} Mpx/s",
                         refresh=False)
     bar.update()
-    if monitor is not None:
-        monitor.report(bar.n, bar.total, "blocks")
+    if monitor is not None:  # a disabled bar keeps n at its start: count this run's blocks
+        monitor.report(bar.n + (stats.blocks if bar.disable else 0), bar.total, "blocks")
 
 
 class _Pyramid:

@@ -70,12 +70,21 @@ class _Panel(Container):
         self.status.value = f"{what}…"
         # errors are ours to show (a notification with the message, never a traceback)
         worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True, **kwargs)
-        worker.returned.connect(lambda _: self._set_bar(1, 1))
-        worker.returned.connect(done)
+        worker.returned.connect(lambda result: self._returned(worker, result, done, what))
         worker.errored.connect(lambda exc: self.failed(exc, what))
-        worker.finished.connect(self._finished)
+        worker.finished.connect(lambda: self._finished(worker))
         self.worker = worker
         worker.start()
+
+    def _returned(self, worker, result, done, what: str) -> None:
+        """The worker's result: this panel is free again, then ``done`` shows it."""
+        if self.worker is worker:
+            self.worker = None
+        self._set_bar(1, 1)
+        try:
+            done(result)
+        except Exception as exc:  # showing a result failed: say so, never a traceback
+            self.failed(exc, what)
 
     def progress(self, done: int, total: int) -> None:
         """Called from the worker thread: the bar follows through a queued signal."""
@@ -93,8 +102,32 @@ class _Panel(Container):
         self.status.value = f"{what} failed"
         show_error(f"srbio {what}: {_message(exc)}")
 
-    def _finished(self) -> None:
-        self.worker = None
+    def _finished(self, worker) -> None:
+        if self.worker is worker:
+            self.worker = None
+
+    def disconnect_on_close(self, *events) -> None:
+        """Disconnect ``(emitter, callback)`` pairs when the widget is destroyed."""
+        def disconnect() -> None:
+            for emitter, callback in events:
+                emitter.disconnect(callback)
+        self.native.destroyed.connect(disconnect)
+
+
+def _results_field() -> FileEdit:
+    return FileEdit(label="results", mode="d", value=Path("results").absolute())
+
+
+def _pairs_of(results: FileEdit) -> list[str]:
+    folder = Path(results.value)
+    return pairs(folder) if folder.is_dir() else []
+
+
+def _replace(viewer, name: str, data, **kwargs):
+    """Add an image layer ``name``, replacing one of that name."""
+    if name in viewer.layers:
+        viewer.layers.remove(name)
+    return viewer.add_image(data, name=name, **kwargs)
 
 
 def _image_layers(viewer) -> list:
@@ -102,10 +135,16 @@ def _image_layers(viewer) -> list:
 
 
 def _visible_box(viewer, layer, shape: tuple[int, ...]) -> Box | None:
-    """The pixels of ``layer`` (level 0) visible on the canvas: the view's box, this plane."""
+    """The pixels of ``layer`` (level 0) visible on the canvas: the view's box, this plane.
+
+    For a multiscale layer napari widens the box to the chunks it loads.
+    """
+    if viewer.dims.ndisplay != 2:
+        raise ValueError("the current view is a region of a 2D view; switch napari to 2D")
     corners = np.asarray(layer.corner_pixels, dtype=float)  # level 0 when not multiscale
     if layer.multiscale:
-        corners = corners * np.asarray(layer.downsample_factors[layer.data_level])
+        f = np.asarray(layer.downsample_factors[layer.data_level])
+        corners = np.stack([corners[0] * f, (corners[1] + 1) * f - 1])
     point = np.asarray(layer.world_to_data(viewer.dims.point), dtype=float)
     low, high = point.copy(), point.copy()
     for axis in viewer.dims.displayed:
@@ -116,13 +155,43 @@ def _visible_box(viewer, layer, shape: tuple[int, ...]) -> Box | None:
                      shape=shape)
 
 
+def _last_rectangle(viewer) -> tuple[Any, np.ndarray]:
+    """The rectangle to predict: the selected shapes layer's (else the top one's) last one."""
+    layers = [s for s in viewer.layers if s._type_string == "shapes"]
+    active = viewer.layers.selection.active
+    if active in layers:
+        layers.append(active)  # looked at first
+    for shapes in reversed(layers):
+        rectangles = [d for d, t in zip(shapes.data, shapes.shape_type, strict=True)
+                      if t == "rectangle"]
+        if rectangles:
+            return shapes, np.asarray(rectangles[-1], dtype=float)
+    raise ValueError("draw a rectangle in a shapes layer first (region: drawn rectangle)")
+
+
+def _rectangle_box(viewer, drawn: tuple[Any, np.ndarray], layer, shape: tuple[int, ...]
+                   ) -> Box | None:
+    """The pixels of ``layer`` inside a drawn rectangle (its bounding box, in world µm).
+
+    Axes the rectangle does not span (the plane it was drawn on, or leading axes of a shapes
+    layer with fewer dimensions) pick one plane: the rectangle's, else the one shown.
+    """
+    shapes, corners = drawn
+    world = np.asarray([shapes.data_to_world(c) for c in corners])
+    n = min(world.shape[1], len(shape))
+    point = np.asarray(viewer.dims.point, float)[-len(shape):]
+    low, high = point.copy(), point.copy()
+    low[-n:], high[-n:] = world.min(0)[-n:], world.max(0)[-n:]
+    return world_box(low, high, scale=layer.scale, translate=layer.translate, shape=shape)
+
+
 # --------------------------------------------------------------------------- compare
 class CompareWidget(_Panel):
     """LR, bicubic, network and HR of a pair side by side, with scores of what is visible."""
 
     def __init__(self, viewer) -> None:
-        self.results = FileEdit(label="results", mode="d", value=Path("results").absolute())
-        self.pair = ComboBox(label="pair", choices=self._pairs)
+        self.results = _results_field()
+        self.pair = ComboBox(label="pair", choices=lambda w: _pairs_of(self.results))
         self.model = ComboBox(label="model", choices=self._models)
         self.layout_mode = ComboBox(label="view", choices=["side by side", "overlay"],
                                     value="side by side")
@@ -142,17 +211,15 @@ class CompareWidget(_Panel):
         self._settle.setSingleShot(True)
         self._settle.setInterval(300)  # ms without camera or plane change: score the view
         self._settle.timeout.connect(self.score_view)
-        viewer.camera.events.center.connect(self._moved)
-        viewer.camera.events.zoom.connect(self._moved)
-        viewer.dims.events.current_step.connect(self._moved)
+        events = (viewer.camera.events.center, viewer.camera.events.zoom,
+                  viewer.dims.events.current_step)
+        for emitter in events:
+            emitter.connect(self._moved)
+        self.disconnect_on_close(*((e, self._moved) for e in events))
         self._figure, self._canvas = _profile_canvas()
         self.native.layout().addWidget(self._canvas)
         self._canvas.setVisible(False)  # until a profile line is drawn
         self.refresh()
-
-    def _pairs(self, widget=None) -> list[str]:
-        folder = Path(self.results.value)
-        return pairs(folder) if folder.is_dir() else []
 
     def _models(self, widget=None) -> list[str]:
         folder = Path(self.results.value)
@@ -180,12 +247,9 @@ class CompareWidget(_Panel):
         limits = list(comparison.normalisation.hr.pair)
         layers = []
         for method, image in comparison.images.items():
-            name = f"{comparison.pair} {method}"
-            if name in self.viewer.layers:
-                self.viewer.layers.remove(name)
-            layers.append(self.viewer.add_image(
-                image, name=name, scale=comparison.spacing, translate=comparison.translate,
-                contrast_limits=limits, colormap="gray",
+            layers.append(_replace(
+                self.viewer, f"{comparison.pair} {method}", image, scale=comparison.spacing,
+                translate=comparison.translate, contrast_limits=limits, colormap="gray",
                 metadata={"srbio": "compare", "method": method}))
         for layer in layers:
             layer.events.contrast_limits.connect(lambda e, src=layer: self._link(src, layers))
@@ -226,7 +290,10 @@ class CompareWidget(_Panel):
     def score_view(self) -> None:
         """Score the region the canvas shows (HR pixels), in a worker."""
         layer = self._hr_layer()
-        if layer is None or self.worker is not None:
+        if layer is None:
+            return
+        if self.worker is not None:  # busy: score once the running task ends
+            self._settle.start()
             return
         box = _visible_box(self.viewer, layer, self.comparison.images["HR"].shape)
         if box is None:
@@ -256,9 +323,12 @@ class CompareWidget(_Panel):
             show_error("srbio compare: compare a pair first, then draw the profile line")
             return
         name = PROFILE
+        hr = self._hr_layer()
+        if hr is None:
+            show_error("srbio compare: the HR layer of the comparison was removed; compare again")
+            return
         self.layout_mode.value = "overlay"  # the line lies over every method at once
         if name not in self.viewer.layers:
-            hr = self._hr_layer()
             y0 = hr.translate[-2] + hr.scale[-2] * hr.data.shape[-2] / 2
             width = hr.scale[-1] * hr.data.shape[-1]
             x0, x1 = hr.translate[-1] + width / 4, hr.translate[-1] + 3 * width / 4
@@ -318,8 +388,8 @@ class QCWidget(_Panel):
     """A registered pair before / after (magenta HR, green LR), a checkerboard and its QC."""
 
     def __init__(self, viewer) -> None:
-        self.results = FileEdit(label="results", mode="d", value=Path("results").absolute())
-        self.pair = ComboBox(label="pair", choices=self._pairs)
+        self.results = _results_field()
+        self.pair = ComboBox(label="pair", choices=lambda w: _pairs_of(self.results))
         self.show_which = ComboBox(label="LR", choices=["after", "before"], value="after")
         self.square = SpinBox(label="square (px)", min=2, max=512, value=16)
         self.go = PushButton(text="Show registration")
@@ -327,15 +397,12 @@ class QCWidget(_Panel):
         super().__init__(viewer, [self.results, self.pair, self.show_which, self.square,
                                   self.go, self.record])
         self.views = None
+        self.shown = ""  # the pair whose views are shown
         self.results.changed.connect(self.refresh)
         self.go.clicked.connect(self.load)
         self.show_which.changed.connect(self._toggle)
         self.square.changed.connect(self._update_checkerboard)
         self.refresh()
-
-    def _pairs(self, widget=None) -> list[str]:
-        folder = Path(self.results.value)
-        return pairs(folder) if folder.is_dir() else []
 
     def refresh(self) -> None:
         """Pairs of the chosen results folder."""
@@ -347,16 +414,18 @@ class QCWidget(_Panel):
             show_error(f"srbio registration QC: {self.results.value} holds no registered pair "
                        f"(register/<pair>/registration.json)")
             return
-        self.run(inspect.pair_qc, str(self.results.value), self.pair.value, done=self.show,
-                 what=f"registration QC of {self.pair.value}")
+        pair = self.pair.value
+        self.run(inspect.pair_qc, str(self.results.value), pair,
+                 done=lambda result: self.show(pair, result),
+                 what=f"registration QC of {pair}")
 
     def _name(self, what: str) -> str:
-        return f"{self.pair.value} QC {what}"
+        return f"{self.shown} QC {what}"
 
-    def show(self, result) -> None:
+    def show(self, pair: str, result) -> None:
         """The views as layers on the LR grid in the HR frame; the record's verdict below."""
         record, v = result
-        self.views = v
+        self.views, self.shown = v, pair
         place = {"scale": v.spacing, "translate": v.origin, "blending": "additive"}
         hr_lims = contrast_range(v.hr_lr, v.mask)
         self._put(v.hr_lr, "HR", colormap="magenta", contrast_limits=hr_lims, **place)
@@ -373,13 +442,10 @@ class QCWidget(_Panel):
         self.record.value = _verdict(record)
         colour = "#2e7d32" if record.qc.passed else "#c62828"
         self.record.native.setStyleSheet(f"color: {colour}")
-        self.status.value = f"{self.pair.value}: HR magenta, LR green; grey where they agree"
+        self.status.value = f"{pair}: HR magenta, LR green; grey where they agree"
 
     def _put(self, data, what: str, **kwargs) -> None:
-        name = self._name(what)
-        if name in self.viewer.layers:
-            self.viewer.layers.remove(name)
-        self.viewer.add_image(data, name=name, metadata={"srbio": "qc"}, **kwargs)
+        _replace(self.viewer, self._name(what), data, metadata={"srbio": "qc"}, **kwargs)
 
     def _board(self) -> np.ndarray:
         v = self.views
@@ -419,6 +485,15 @@ def _verdict(record) -> str:
 
 
 # --------------------------------------------------------------------------- predict
+def _upsampling(model: Path) -> int:
+    """Output pixels per input pixel of a model file (read from its header)."""
+    from srbio.io.modelfile import read_model_file
+
+    header, _ = read_model_file(model)
+    net = header.network
+    return int(net.scale) ** 2 * int(net.params.get("z_scale", 1))
+
+
 class PredictWidget(_Panel):
     """Predict an image layer (whole, the view, or a drawn rectangle) with a model file."""
 
@@ -434,8 +509,14 @@ class PredictWidget(_Panel):
         self._stop = threading.Event()
         self.go.clicked.connect(self.predict)
         self.cancel.clicked.connect(self._stop.set)
-        viewer.layers.events.inserted.connect(lambda e: self.image.reset_choices())
-        viewer.layers.events.removed.connect(lambda e: self.image.reset_choices())
+        # napari refreshes the choices of docked widgets; this one may live elsewhere too
+        events = (viewer.layers.events.inserted, viewer.layers.events.removed)
+        for emitter in events:
+            emitter.connect(self._layers_changed)
+        self.disconnect_on_close(*((e, self._layers_changed) for e in events))
+
+    def _layers_changed(self, event=None) -> None:
+        self.image.reset_choices()
 
     def _images(self, widget=None) -> list:
         return [layer.name for layer in _image_layers(self.viewer)]
@@ -453,24 +534,16 @@ class PredictWidget(_Panel):
         if mode == "current view":
             box = _visible_box(self.viewer, layer, shape)
         else:
-            shapes = [s for s in self.viewer.layers if s._type_string == "shapes" and len(s.data)]
-            if not shapes:
-                raise ValueError("draw a rectangle in a shapes layer first (region: drawn "
-                                 "rectangle)")
-            corners = np.asarray(shapes[-1].data[-1])
-            world = np.asarray([shapes[-1].data_to_world(c) for c in corners])
-            low, high = world.min(0), world.max(0)
-            point = np.asarray(self.viewer.dims.point)[-len(shape):]
-            low = np.where(np.isclose(low, high), point[-len(low):], low)
-            high = np.where(np.isclose(low, high), point[-len(high):], high)
-            box = world_box(low[-len(shape):], high[-len(shape):], scale=layer.scale,
-                            translate=layer.translate, shape=shape)
+            box = _rectangle_box(self.viewer, _last_rectangle(self.viewer), layer, shape)
         if box is None:
             raise ValueError(f"the {mode} covers no pixel of layer {layer.name!r}")
         return box
 
     def predict(self) -> None:
         """Start the prediction in a worker (Cancel stops it within one batch of tiles)."""
+        if self.worker is not None:  # a pending cancel of the running job stays
+            show_info("srbio: predict waits for the running prediction to end")
+            return
         try:
             job = self._job()
         except (ValueError, OSError) as exc:
@@ -493,14 +566,15 @@ class PredictWidget(_Panel):
         shape = tuple(int(n) for n in data.shape)
         box = self._box(layer, shape)
         pixels = int(np.prod([b - a for a, b in (box or [(0, n) for n in shape])]))
+        pixels *= _upsampling(model)  # output pixels
         source = getattr(layer.source, "path", None)
-        if box is None and pixels * 4 > IN_MEMORY_PIXELS and source:
+        if box is None and pixels > IN_MEMORY_PIXELS and source:
             monitor = Monitor(on_progress=self.progress, should_stop=self._stop.is_set,
                               unit="blocks")
             return (inspect.predict_to_store, (model, source, PredictConfig()),
                     {"monitor": monitor}, self._opened, f"predict {layer.name} (to a store)")
-        if pixels * 4 > IN_MEMORY_PIXELS:
-            raise ValueError(f"layer {layer.name!r}: the output of {pixels} input pixels is too "
+        if pixels > IN_MEMORY_PIXELS:
+            raise ValueError(f"layer {layer.name!r}: an output of {pixels} pixels is too "
                              f"large for memory; open the image from a file and predict it "
                              f"whole (written to an OME-Zarr beside it), or choose a region")
         monitor = Monitor(on_progress=self.progress, should_stop=self._stop.is_set)
@@ -525,6 +599,6 @@ class PredictWidget(_Panel):
                 self.viewer.add_image(data, **kwargs)
             self.status.value = f"written to {path}"
 
-    def _finished(self) -> None:
-        super()._finished()
+    def _finished(self, worker) -> None:
+        super()._finished(worker)
         self.cancel.enabled = False

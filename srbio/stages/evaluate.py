@@ -59,6 +59,21 @@ def baselines(lr_as_hr: np.ndarray, scale: int) -> dict[str, np.ndarray]:
             "bicubic": upsample(lr_as_hr, scale, order=3)}
 
 
+def upsampled(lr: np.ndarray, predictor, norm, scale: int
+              ) -> tuple[dict[str, np.ndarray], float]:
+    """An LR region upsampled by the baselines and the network, in HR units.
+
+    The baselines see the LR through the model's fixed normalisation (LR range → HR range),
+    as the network does. Returns the outputs (``nearest``, ``bicubic`` or ``identity``, and
+    ``network``) and the network's seconds.
+    """
+    as_hr = denormalise(normalise(lr, *norm.lr.pair), *norm.hr.pair)
+    outputs = baselines(as_hr, scale)
+    start = time.perf_counter()
+    outputs["network"] = predictor.predict_image(lr)
+    return outputs, time.perf_counter() - start
+
+
 def _scores(pred: np.ndarray, target: np.ndarray, valid: np.ndarray) -> Scores:
     return Scores(psnr=psnr(pred, target, data_range=1.0, mask=valid),
                   ssim=ssim(pred, target, data_range=1.0, mask=valid),
@@ -106,18 +121,14 @@ def _evaluate_pair(c: PreparedPair, predictor, split: SplitConfig, scale: int, n
     from srbio.stages import plots
 
     lr_t, hr_t, valid = _test_region(c, split, scale)
-    as_hr = denormalise(normalise(lr_t, *norm.lr.pair), *norm.hr.pair)
-    outputs = baselines(as_hr, scale)
-    start = time.perf_counter()
-    outputs["network"] = predictor.predict_image(lr_t)
-    seconds = time.perf_counter() - start
+    outputs, seconds = upsampled(lr_t, predictor, norm, scale)
     if predictor.runner.tta > 1:  # what test-time augmentation gains
         predictor.runner.tta, tta = 1, predictor.runner.tta
         outputs[NO_TTA] = predictor.predict_image(lr_t)
         predictor.runner.tta = tta
     scores, fitted, fits = score_methods(outputs, hr_t, valid, norm.hr.pair)
     first = "LR (nearest)" if scale > 1 else "LR"
-    plots.comparison(figure_path, c.name, {first: outputs.get("nearest", as_hr),
+    plots.comparison(figure_path, c.name, {first: outputs.get("nearest", outputs.get("identity")),
                                            **({"bicubic": outputs["bicubic"]} if scale > 1
                                               else {}),
                                            "network": outputs["network"], "HR": hr_t})

@@ -28,8 +28,7 @@ import SimpleITK as sitk
 
 from srbio.config import PredictConfig
 from srbio.core.dtypes import cast_clipped
-from srbio.core.grid import band, expand_mask, lateral_factors
-from srbio.core.normalise import denormalise, normalise
+from srbio.core.grid import band, lateral_factors
 from srbio.core.qc import RegistrationViews, registration_views
 from srbio.core.region import Box, box_slices
 from srbio.core.validity import valid_mask
@@ -39,7 +38,6 @@ from srbio.io.atomic import replace_folder
 from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim
 from srbio.io.records import (
-    Crop,
     CropFiles,
     Normalisation,
     Prediction,
@@ -49,8 +47,8 @@ from srbio.io.records import (
 )
 from srbio.io.store import PredictionStore
 from srbio.io.view import resolve_recorded
-from srbio.stages.common import split_regions
-from srbio.stages.evaluate import baselines, score_methods
+from srbio.stages.common import load_pair, split_regions
+from srbio.stages.evaluate import score_methods, upsampled
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +134,8 @@ def compare_pair(results: str | os.PathLike, pair: str, model_path: str | os.Pat
     if not files.record.is_file():
         raise ValueError(f"{results}: holds no prepared pair {pair!r} ({files.record} missing); "
                          f"run the workflow's crop stage first")
-    record = Crop.read(files.record)
-    lr, _ = read_image(files.lr)
-    hr, _ = read_image(files.hr)
-    mask, _ = read_image(files.mask)
+    prepared = load_pair(files.root)
+    lr, record = prepared.lr, prepared.record
     axis, bands = split_regions(lr, split or results_split(results) or SplitConfig())
     with _predictor(model_path, cfg, monitor) as (predictor, header):
         if header.network.scale != record.scale:
@@ -148,15 +144,15 @@ def compare_pair(results: str | os.PathLike, pair: str, model_path: str | os.Pat
         parts = [_methods(band(lr, axis, b).astype(np.float32), predictor, header.normalisation,
                           record.scale) for b in sorted(bands.values()) if b[1] > b[0]]
     images = {m: np.concatenate([p[m] for p in parts], axis=axis) for m in parts[0]}
-    images["HR"] = hr.astype(np.float32)
+    images["HR"] = prepared.hr.astype(np.float32)
     norm = header.normalisation
-    factors = lateral_factors(lr.ndim, record.scale)
-    box = [(0, n) for n in hr.shape]
+    box = [(0, n) for n in prepared.hr.shape]
     box[axis] = (bands["test"][0] * record.scale, bands["test"][1] * record.scale)
     hr_sp, lr_sp = tuple(record.hr_spacing), tuple(record.lr_spacing)
     origin = tuple(record.hr_origin_um)
+    factors = lateral_factors(lr.ndim, record.scale)
     return Comparison(
-        pair=pair, images=images, lr=lr, valid=expand_mask(mask.astype(bool), factors),
+        pair=pair, images=images, lr=lr, valid=prepared.hr_mask,
         spacing=hr_sp, translate=origin, lr_spacing=lr_sp,
         lr_translate=tuple(o + (f - 1) / 2 * s for o, f, s in zip(origin, factors, hr_sp,
                                                                   strict=True)),
@@ -166,13 +162,9 @@ def compare_pair(results: str | os.PathLike, pair: str, model_path: str | os.Pat
 def _methods(lr: np.ndarray, predictor, norm: Normalisation, scale: int
              ) -> dict[str, np.ndarray]:
     """One band's LR upsampled by nearest, bicubic and the network, in HR units (evaluate's)."""
-    as_hr = denormalise(normalise(lr, *norm.lr.pair), *norm.hr.pair)
-    ups = baselines(as_hr, scale)
-    images = {"LR (nearest)": ups.get("nearest", as_hr)}
-    if "bicubic" in ups:
-        images["bicubic"] = ups["bicubic"]
-    images["network"] = predictor.predict_image(lr)
-    return images
+    outputs, _ = upsampled(lr, predictor, norm, scale)
+    first = outputs.pop("nearest", outputs.pop("identity", None))
+    return {"LR (nearest)": first, **outputs}
 
 
 def region_scores(comparison: Comparison, box: Box) -> dict[str, dict[str, Scores]]:
@@ -239,14 +231,14 @@ def _predictor(model_path: str | os.PathLike, cfg: PredictConfig, monitor: Monit
     finally:
         predictor.monitor = None
         del predictor, model
-        _release(device)
+        _release()
 
 
-def _release(device) -> None:
-    """Give a CUDA device's cached memory back (other programs see it free again)."""
-    if getattr(device, "type", "cpu") == "cuda":
-        import torch
+def _release() -> None:
+    """Give CUDA's cached memory back (other programs see it free again), if CUDA was used."""
+    import torch
 
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.empty_cache()
 
 
@@ -306,7 +298,7 @@ def predict_to_store(model_path: str | os.PathLike, input_path: str | os.PathLik
         return run_predict(model_path, input_path, output, cfg or PredictConfig(),
                            progress=False, monitor=monitor)
     finally:
-        _release(getattr(cfg, "device", None))
+        _release()
 
 
 # --------------------------------------------------------------------------- sample data

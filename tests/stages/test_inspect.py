@@ -119,6 +119,7 @@ def test_a_cancelled_prediction_stops_at_the_next_batch_and_keeps_finished_block
                       should_stop=lambda: len(blocks) >= 2, unit="blocks")
     with pytest.raises(Cancelled):
         inspect.predict_to_store(model, src, CFG, monitor=monitor)
+    assert blocks == [1, 2]  # blocks done so far, counted up
     out = inspect.store_path_for(src)
     assert out.name == "lr_srbio.ome.zarr" and out.is_dir()
     assert not (tmp_path / "lr_srbio.json").exists()  # no record: not complete

@@ -59,14 +59,16 @@ def test_compare_shows_every_method_in_place_with_linked_contrast_and_scores(
     viewer.camera.zoom *= 4  # zooming in rescores a smaller region
     first = w.region
     qtbot.waitUntil(lambda: w.region != first and w.worker is None, timeout=30_000)
-    assert all(b - a <= d - c for (a, b), (c, d) in zip(w.region, first, strict=True))
+    area = [(b - a) * (d - c) for (a, b), (c, d) in ((w.region[-2], w.region[-1]),
+                                                      (first[-2], first[-1]))]
+    assert area[0] < area[1] / 4
     w.add_profile_line()
     assert not viewer.grid.enabled and len(w._figure.axes[0].lines) == 4
     w.layout_mode.value = "side by side"
     assert viewer.grid.enabled and not viewer.layers["srbio profile"].visible
 
 
-def test_registration_qc_overlays_hr_and_registered_lr_at_known_landmarks(
+def test_registration_qc_shows_before_after_a_checkerboard_and_the_verdict(
         make_napari_viewer, qtbot, results):
     viewer = make_napari_viewer()
     w = QCWidget(viewer)
@@ -86,11 +88,17 @@ def test_registration_qc_overlays_hr_and_registered_lr_at_known_landmarks(
     assert not np.array_equal(board.data, first)
     w.show_which.value = "before"
     assert viewer.layers["p QC LR before"].visible and not after.visible
+    assert not np.array_equal(board.data, first)  # the board now shows HR against "before"
 
-    # landmarks: bright HR structures; the registered LR, read through the layers' own
-    # world → data transforms, must show them at the same place (< 0.5 HR px)
+
+def test_registered_lr_and_hr_overlay_within_half_an_hr_pixel_at_landmarks(
+        make_napari_viewer, results):
+    # bright HR structures; the registered LR, read through the layers' own world → data
+    # transforms (each at its own sampling), must show them at the same place
+    viewer = make_napari_viewer()
     viewer.open(str(results), plugin="srbio")
     hr_full, lr_reg = viewer.layers["p HR"], viewer.layers["p LR (registered)"]
+    assert not np.allclose(lr_reg.scale, hr_full.scale)  # two samplings, one frame
     hr_px = np.asarray(hr_full.scale)
     shifts = _landmark_shifts(hr_full, lr_reg)
     assert len(shifts) >= 5
@@ -112,8 +120,9 @@ def _landmark_shifts(hr_layer, lr_layer, n=6, half=24):
     shifts = []
     for p in peaks:
         yy, xx = np.mgrid[p[0] - half:p[0] + half, p[1] - half:p[1] + half]
-        world = np.stack([yy, xx], -1) * np.asarray(hr_layer.scale) + hr_layer.translate
-        pix = (world - lr_layer.translate) / lr_layer.scale  # the layer's own placement
+        pixels = np.stack([yy, xx], -1).reshape(-1, 2)
+        world = [hr_layer.data_to_world(p) for p in pixels]  # each layer's own placement
+        pix = np.asarray([lr_layer.world_to_data(w) for w in world], dtype=float)
         window_lr = ndi.map_coordinates(lr, pix.reshape(-1, 2).T, order=3).reshape(yy.shape)
         window_hr = ndi.gaussian_filter(hr[yy, xx], 1.5)
         shift, _, _ = phase_cross_correlation(window_hr, window_lr, upsample_factor=20,
@@ -157,8 +166,13 @@ def test_predict_widget_equals_srbio_predict_and_lands_in_place(
     w.image.value, w.region.value = "lr", "drawn rectangle"
     w.predict()
     _done(qtbot, w)
-    part = viewer.layers["lr srbio [1]"] if "lr srbio [1]" in viewer.layers else viewer.layers[-1]
-    assert part.data.shape[0] == 1 and part.data.shape[1:] == (40, 60)
+    part = viewer.layers[-1]
+    assert part.data.shape == (1, 40, 60)  # the rectangle's plane (0) and its 4 x 6 µm
+    # LR pixels 10..29 (y) and 15..44 (x) have their centres inside; their HR pixels lie at
+    # (f-1)/2 output pixels before each LR centre
+    o = np.asarray(rec.output_spacing)
+    np.testing.assert_allclose(part.translate[1:], [10 * sp[1] - o[1] / 2, 15 * sp[2] - o[2] / 2])
+    assert np.abs(part.data.astype(int) - store[0:1, 20:60, 30:90].astype(int)).max() <= 1
 
 
 def test_predict_can_be_cancelled_within_seconds_and_says_so(
@@ -223,3 +237,33 @@ def test_sample_data_is_the_demo_pair_at_its_pixel_sizes(make_napari_viewer):
     hr, lr = viewer.layers["lls HR"], viewer.layers["lls LR"]
     assert hr.data.shape == (40, 320, 392) and lr.data.shape == (40, 160, 196)
     np.testing.assert_allclose(lr.scale[1:], 2 * hr.scale[1:])
+
+
+def test_a_rectangle_drawn_on_a_plane_predicts_that_plane_where_it_lies(
+        make_napari_viewer, qtbot, results, sample, monkeypatch):
+    monkeypatch.setattr(_widgets, "PredictConfig",
+                        lambda: PredictConfig(tile_shape=(48, 48), chunk=64, shard=None))
+    image, spacing = sample
+    lr = image[10:14, ::2, ::2][:, :80, :90]
+    sp = (spacing[0], 2 * spacing[1], 2 * spacing[2])
+    viewer = make_napari_viewer()
+    viewer.add_image(lr, name="lr", scale=sp, translate=(1.0, 10.0, 20.0))
+    viewer.dims.set_current_step(0, 2)  # plane 2 shown
+    shapes = viewer.add_shapes(ndim=2, name="2d")  # a 2D shapes layer over the 3D image
+    shapes.add_rectangles(np.array([[11.0, 21.0], [13.0, 24.0]]))
+    viewer.add_shapes([np.array([[0, 10.0, 20.0], [0, 12.0, 20.0]])], shape_type="line")
+    viewer.layers.selection.active = shapes
+    w = PredictWidget(viewer)
+    w.model.value = results / "train" / "tiny" / "model.pt"
+    w.image.value, w.region.value = "lr", "drawn rectangle"
+    w.predict()
+    _done(qtbot, w)
+    out = viewer.layers["lr srbio"]
+    # y: centres 10 + 0.203 i in [11, 13] → i = 5..14; x: 20 + 0.203 i in [21, 24] → 5..19
+    assert out.data.shape == (1, 20, 30)
+    np.testing.assert_allclose(out.translate, [1.0 + 2 * sp[0], 10.0 + 5 * sp[1] - sp[1] / 4,
+                                               20.0 + 5 * sp[2] - sp[2] / 4])
+    whole = inspect.predict_region(results / "train" / "tiny" / "model.pt", lr, spacing=sp,
+                                   translate=(1.0, 10.0, 20.0),
+                                   cfg=PredictConfig(tile_shape=(48, 48), chunk=64, shard=None))
+    assert np.abs(out.data.astype(int) - whole.data[2:3, 10:30, 10:40].astype(int)).max() <= 1
