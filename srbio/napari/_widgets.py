@@ -276,7 +276,6 @@ class CompareWidget(_Panel):
             self.viewer.grid.shape = (1, n) if n <= 3 else (2, 2)
         self.cells.value = "\n".join(_cells(self.viewer)) if side else ""
 
-
     def _moved(self, event=None) -> None:
         if self.comparison is not None:
             self._settle.start()
@@ -294,6 +293,9 @@ class CompareWidget(_Panel):
             return
         if self.worker is not None:  # busy: score once the running task ends
             self._settle.start()
+            return
+        if self.viewer.dims.ndisplay != 2:
+            self.scores.value = "scores are of a 2D view: switch napari to 2D"
             return
         box = _visible_box(self.viewer, layer, self.comparison.images["HR"].shape)
         if box is None:
