@@ -301,6 +301,10 @@ class TrainConfig(Strict):
     strategy: Literal["auto", "ddp", "ddp_spawn"] = Field(
         "auto", description="ddp for several devices (one process each)")
     compile: bool = Field(False, description="torch.compile the network (needs a C compiler)")
+    checkpoint_every_steps: int | None = Field(
+        200, ge=1, description="also checkpoint (checkpoints/last.ckpt) every this many steps, "
+        "not only at each epoch's end: a pre-empted or killed run resumes from there, mid-epoch, "
+        "with the uninterrupted run's batches; null: at epoch ends only")
 
     def input_files(self) -> dict[str, str]:
         """Files training reads besides the patches, by config key (fine-tuning, VGG weights)."""

@@ -157,7 +157,7 @@ def _fit_options(cfg: TrainConfig) -> dict:
             "perceptual": cfg.perceptual.model_dump() if cfg.perceptual else None,
             "adversarial": cfg.adversarial.model_dump() if cfg.adversarial else None,
             "devices": cfg.devices, "strategy": cfg.strategy, "compile": cfg.compile,
-            "max_minutes": cfg.max_minutes}
+            "max_minutes": cfg.max_minutes, "checkpoint_every_steps": cfg.checkpoint_every_steps}
 
 
 def train_inputs(patches_path: str | os.PathLike, norm_json: str | os.PathLike,

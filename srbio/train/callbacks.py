@@ -36,3 +36,26 @@ class DataWait(L.Callback):
         """Log the share of the epoch spent waiting."""
         total = max(time.perf_counter() - self.epoch_start, 1e-9)
         module.log("data_wait_share", self.wait / total, on_epoch=True, sync_dist=True)
+
+
+class ResumeMidEpoch(L.Callback):
+    """After a resume from a mid-epoch checkpoint, skip the batches that epoch already trained.
+
+    Lightning restores the step, optimiser and scheduler, but restarts the loader at the
+    epoch's first batch. The sampler's order is a function of (seed, epoch) and one step is
+    one batch, so skipping the items of the steps the epoch already took gives the
+    uninterrupted run's remaining batches exactly. (An adversarial run steps two optimisers
+    per batch by hand; it restarts the interrupted epoch, as Lightning does.)
+    """
+
+    def __init__(self, sampler, batch_size: int) -> None:
+        self.sampler, self.batch_size = sampler, int(batch_size)
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        """Before the first batch is drawn: skip what the resumed epoch already trained on."""
+        loop, per_epoch = trainer.fit_loop.epoch_loop, trainer.num_training_batches
+        exact = module.automatic_optimization and per_epoch != float("inf")
+        # one optimiser step per batch; a GAN (two optimisers, manual steps) restarts the epoch
+        done = trainer.global_step - trainer.current_epoch * per_epoch \
+            if loop.restarting and exact else 0
+        self.sampler.skip = max(0, int(done)) * self.batch_size

@@ -38,6 +38,7 @@ class EpochSampler(Sampler):
 
     def __init__(self, n: int, *, seed: int = 0) -> None:
         self.n, self.seed, self.epoch = n, seed, 0
+        self.skip = 0  # items of the next epoch's order already trained on (a mid-epoch resume)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order :meth:`__iter__` yields."""
@@ -48,7 +49,8 @@ class EpochSampler(Sampler):
         rank, world = _world()
         if world > 1:
             order = np.resize(order, len(self) * world)[rank::world]
-        return iter([(self.epoch, int(i)) for i in order])
+        skip, self.skip = self.skip, 0
+        return iter([(self.epoch, int(i)) for i in order[skip:]])
 
     def __len__(self) -> int:
         _, world = _world()

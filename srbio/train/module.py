@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader
 
 from srbio.io.outputs import process_rank
-from srbio.train.callbacks import DataWait
+from srbio.train.callbacks import DataWait, ResumeMidEpoch
 from srbio.train.data import EpochSampler, PatchDataset
 from srbio.train.losses import PixelLoss
 
@@ -135,14 +136,17 @@ def _module(net: torch.nn.Module, epochs: int, learning_rate: float, grad_clip: 
                      **options)
 
 
-def _callbacks(ckpt_dir: Path, *, patience: int | None, ema: float | None, progress: bool
-               ) -> tuple[ModelCheckpoint, list[L.Callback]]:
+def _callbacks(ckpt_dir: Path, *, patience: int | None, ema: float | None, progress: bool,
+               every_steps: int | None = None) -> tuple[ModelCheckpoint, list[L.Callback]]:
     """The best-PSNR checkpoint, and every callback of the run."""
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_psnr", mode="max",
                            enable_version_counter=False)
     # every epoch, whether or not it is the best: what --resume continues from
     latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False)
     extra: list[L.Callback] = [DataWait()]
+    if every_steps:  # and every N steps, into the same file: a resume continues mid-epoch
+        extra.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=
+                                     every_steps, enable_version_counter=False))
     if patience:
         extra.append(EarlyStopping("val_psnr", mode="max", patience=patience))
     if ema:  # checkpoints, validation and the final weights use the average
@@ -187,7 +191,10 @@ def _fit_or_interrupt(trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
     finished epochs stay for ``--resume``.
     """
     try:
-        trainer.fit(*args, **kwargs)
+        with warnings.catch_warnings():  # ResumeMidEpoch makes the loader resume mid-epoch
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that "
+                                    "ended before the epoch ended")
+            trainer.fit(*args, **kwargs)
     except SystemExit as exc:
         raise KeyboardInterrupt(
             f"training was stopped ({type(exc).__name__}) in epoch {trainer.current_epoch} at "
@@ -202,7 +209,8 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
         grad_clip: float | None = None, patience: int | None = None, ema: float | None = None,
         perceptual: dict | None = None, adversarial: dict | None = None,
         devices: int | str = 1, strategy: str = "auto", compile: bool = False,
-        max_minutes: float | None = None, **options: object) -> tuple[torch.nn.Module | None, Path]:
+        max_minutes: float | None = None, checkpoint_every_steps: int | None = None,
+        **options: object) -> tuple[torch.nn.Module | None, Path]:
     """Train ``net`` with Lightning; checkpoints go to ``checkpoints``, logs to ``logs``.
 
     With ``resume``, training continues from ``checkpoints/last.ckpt`` of an interrupted run
@@ -216,7 +224,9 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
     ``grad_clip`` clips the gradient norm; ``patience`` stops training when validation PSNR
     has not improved for that many epochs; ``ema`` averages the weights with that decay;
     ``perceptual`` and ``adversarial`` are the config sections of those losses;
-    ``max_minutes`` stops training after that wall time.
+    ``max_minutes`` stops training after that wall time; ``checkpoint_every_steps`` also
+    writes ``last.ckpt`` every that many steps (a resume then continues mid-epoch with the
+    batches the uninterrupted run would have trained on).
     """
     ckpt_dir, log_dir = Path(checkpoints), Path(logs)
     last = _prepare_folders(ckpt_dir, log_dir, resume)
@@ -225,7 +235,10 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
         net.compile()
     module = _module(net, epochs, learning_rate, grad_clip, perceptual, adversarial,
                      dict(options))
-    best, callbacks = _callbacks(ckpt_dir, patience=patience, ema=ema, progress=progress)
+    order = EpochSampler(len(train), seed=seed)  # the same batches after a resume
+    best, callbacks = _callbacks(ckpt_dir, patience=patience, ema=ema, progress=progress,
+                                 every_steps=checkpoint_every_steps)
+    callbacks.append(ResumeMidEpoch(order, batch_size))
     trainer = L.Trainer(
         max_epochs=epochs, max_time=None if max_minutes is None else
         {"seconds": round(60 * max_minutes)}, accelerator=accelerator, devices=devices,
@@ -235,7 +248,6 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
         enable_model_summary=False, use_distributed_sampler=False)  # EpochSampler shards
     loader_kw = {"batch_size": batch_size, "num_workers": num_workers,
                  "persistent_workers": num_workers > 0}
-    order = EpochSampler(len(train), seed=seed)  # the same batches after a resume
     _fit_or_interrupt(trainer, module,
                       DataLoader(train, sampler=order, drop_last=len(train) > batch_size,
                                  **loader_kw),

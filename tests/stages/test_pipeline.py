@@ -210,3 +210,36 @@ def test_predict_refuses_nan_input_and_leaves_no_output(tmp_path):
         run_predict(model, tmp_path / "nan.tif", tmp_path / "out.ome.zarr", PredictConfig(),
                     progress=False)
     assert not (tmp_path / "out.ome.zarr").exists() and not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_epoch_resumes_there_with_the_uninterrupted_batches(prepared, tmp_path):
+    """Checkpoints every 10 steps: SIGKILL at step 40 (epoch 1 of 32-step epochs) loses
+    nothing, and the resumed run skips exactly the batches epoch 1 had trained on."""
+    args = (prepared / "patches.zarr", prepared / "normalisation.json")
+    cfg = TrainConfig(epochs=3, batch_size=8, learning_rate=1e-3, checkpoint_every_steps=10)
+    full = run_train(*args, tmp_path / "full", ModelConfig(preset="tiny"), cfg, progress=False)
+    settings = json.dumps({"model": {"preset": "tiny"}, "train": cfg.model_dump(mode="json")})
+    cmd = [sys.executable, "-m", "srbio", "train", "--patches", args[0], "--normalisation",
+           args[1], "--out", tmp_path / "cut", "--settings", settings, "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
+    step = 0
+    while step < 40 and proc.poll() is None:
+        try:
+            step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+        except Exception:  # noqa: BLE001 - not written yet, or being replaced
+            time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    assert killed_at % 10 == 0 and 32 < killed_at < 64  # inside epoch 1, not at its end
+    cut = run_train(*args, tmp_path / "cut", ModelConfig(preset="tiny"), cfg, resume=True,
+                    progress=False)
+    for name in ("last.ckpt", "best.ckpt"):
+        a, b = (torch.load(r.root / "checkpoints" / name, map_location="cpu",
+                           weights_only=True) for r in (full, cut))
+        assert a["global_step"] == b["global_step"] == 3 * 32 or name == "best.ckpt"
+        assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert [e["val_psnr"] for e in Training.read(cut.record).epochs] == [
+        e["val_psnr"] for e in Training.read(full.record).epochs]
