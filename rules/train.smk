@@ -22,7 +22,9 @@ rule train_model:
         mem_mb=16000,
         runtime=720,
     shell:
-        "OMP_NUM_THREADS={threads} python -m srbio train --overwrite --patches {params.store:q} "
+        # --auto-resume: a retried or requeued job continues its checkpoint when settings and
+        # data are unchanged, and starts afresh (saying so in the log) when they changed
+        "OMP_NUM_THREADS={threads} python -m srbio train --auto-resume --patches {params.store:q} "
         "--normalisation {input.normalisation:q} --out {params.out:q} "
         "--settings {params.settings:q} --quiet > {log:q} 2>&1"
 

@@ -110,6 +110,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     from srbio.stages.train import run_train  # checks its inputs before importing torch
 
     run_train(a.patches, a.normalisation, a.out, model, train, resume=a.resume,
+              auto_resume=a.auto_resume,
               progress=not a.quiet, overwrite=a.overwrite)
 
 
@@ -272,8 +273,13 @@ def _add_model_stages(add: Adder) -> None:
     s.add_argument("--normalisation", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--epochs", type=int)
-    s.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run from OUT/checkpoints/last.ckpt")
+    how = s.add_mutually_exclusive_group()
+    how.add_argument("--resume", action="store_true",
+                     help="continue an interrupted run from OUT/checkpoints/last.ckpt")
+    how.add_argument("--auto-resume", action="store_true",
+                     help="continue OUT/checkpoints/last.ckpt if it was written with the same "
+                     "settings and data, else start afresh saying why (what the workflow does: "
+                     "a retried or requeued job continues)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = add("predict", cmd_predict, "super-resolve a TIFF or zarr volume into an OME-Zarr")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 import os
 import time
@@ -188,6 +189,56 @@ def _check_resume(last: Path, net, spec: NetworkSpec) -> None:
                          f"without --resume)")
 
 
+# settings that do not change what training computes: a run may resume across them
+_NEUTRAL = {"num_workers", "checkpoint_every_steps"}
+
+
+def fingerprint(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
+                model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
+    """What a training run computes from: its settings and its input files, as one digest.
+
+    Stored in every checkpoint; a run may continue from a checkpoint only with the same one.
+    """
+    settings = {"model": model_cfg.model_dump(mode="json"),
+                "train": train_cfg.model_dump(mode="json", exclude=_NEUTRAL)}
+    inputs = {Path(p).name: _digest(Path(p))
+              for p in train_inputs(patches_path, norm_json, train_cfg)}
+    text = json.dumps({"settings": settings, "inputs": inputs}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _saved_fingerprint(last: Path) -> str | None:
+    """The fingerprint a checkpoint was written with (None: unreadable, or older srbio)."""
+    import torch
+
+    from srbio.train.callbacks import FINGERPRINT_KEY
+
+    try:
+        ckpt = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - torch raises many types for corrupt files
+        return None
+    return ckpt.get(FINGERPRINT_KEY)
+
+
+def decide_resume(last: Path, wanted: str) -> bool:
+    """``--auto-resume``: continue when ``last`` was written for this very run, else start afresh.
+
+    Says which, and why a checkpoint that exists is not continued.
+    """
+    if not last.is_file():
+        log.info("no checkpoint in %s: training starts", last.parent)
+        return False
+    found = _saved_fingerprint(last)
+    if found == wanted:
+        log.info("resuming from %s (same settings and data)", last)
+        return True
+    why = ("it cannot be read or was written by an older srbio" if found is None else
+           "the settings or the data changed since it was written")
+    log.warning("not resuming from %s: %s; training starts afresh (its checkpoints and logs "
+                "are replaced)", last, why)
+    return False
+
+
 def _check_files(cfg: TrainConfig) -> None:
     """Missing init_from or VGG weights fail before any training."""
     for key, path in cfg.input_files().items():
@@ -198,22 +249,32 @@ def _check_files(cfg: TrainConfig) -> None:
 @releases_claims
 def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
               out_dir: str | os.PathLike, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
-              resume: bool = False, progress: bool = True, overwrite: bool = False
-              ) -> TrainFiles | None:
+              resume: bool = False, progress: bool = True, overwrite: bool = False,
+              auto_resume: bool = False) -> TrainFiles | None:
     """Train a network; write ``model.pt``, ``training_curve.png`` and ``training.json``.
 
     The model file's header (:class:`~srbio.io.records.ModelHeader`) holds the network spec,
     scale, normalisation, the pairs' pixel sizes, the patch size and provenance. Lightning
     checkpoints (resumable with ``resume``) go to ``out_dir/checkpoints``. ``out_dir`` must be
     new, empty, or an earlier train output (replaced with ``overwrite``, continued with
-    ``resume``). In a multi-process (DDP) run only rank 0 writes; the others return ``None``.
+    ``resume``). With ``auto_resume`` (what the workflow does, so that a retried or requeued
+    job continues), an interrupted run of the same settings and data is continued and anything
+    else in ``out_dir/checkpoints`` is started afresh, saying so. In a multi-process (DDP) run
+    only rank 0 writes; the others return ``None``.
     """
     rank0 = process_rank() == 0
     if rank0:
-        claim(out_dir, "train", overwrite=overwrite or resume,
+        claim(out_dir, "train", overwrite=overwrite or resume or auto_resume,
               inputs=train_inputs(patches_path, norm_json, train_cfg))
     patches, norm = read_inputs(patches_path, norm_json, model_cfg)
     _check_files(train_cfg)
+    run_id = fingerprint(patches_path, norm_json, model_cfg, train_cfg)
+    last = Path(out_dir) / "checkpoints" / "last.ckpt"
+    if auto_resume:
+        resume = decide_resume(last, run_id)
+    elif resume and last.is_file() and _saved_fingerprint(last) not in (None, run_id):
+        log.warning("%s was written with other settings or data; continuing it as asked "
+                    "(--auto-resume would start afresh)", last)
     from srbio.models import build_network, count_parameters
     from srbio.train import fit
 
@@ -227,7 +288,7 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
         _init_from(net, train_cfg.init_from, patches.scale)
     spec = NetworkSpec.from_config(net.config)
     if resume:
-        _check_resume(Path(out_dir) / "checkpoints" / "last.ckpt", net, spec)
+        _check_resume(last, net, spec)
     log.info("training %s (%d parameters) on %d patches, validating on %d", spec,
              count_parameters(net), len(train), len(val))
     out = TrainFiles(mark_folder(out_dir, "train") if rank0 else Path(out_dir))
@@ -236,7 +297,7 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
             done.unlink(missing_ok=True)
     start = time.perf_counter()
     net, logs = fit(net, train, val, checkpoints=out.checkpoints, logs=out.logs, resume=resume,
-                    progress=progress, **_fit_options(train_cfg))
+                    progress=progress, fingerprint=run_id, **_fit_options(train_cfg))
     if net is None:
         return None
     prov = provenance(config={"model": model_cfg.model_dump(), "train": train_cfg.model_dump()},

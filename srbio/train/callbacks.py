@@ -6,6 +6,8 @@ import time
 
 import lightning as L
 
+FINGERPRINT_KEY = "srbio_fingerprint"
+
 
 class DataWait(L.Callback):
     """Log ``data_wait_share``: the fraction of each training epoch spent waiting for batches.
@@ -59,3 +61,18 @@ class ResumeMidEpoch(L.Callback):
         done = trainer.global_step - trainer.current_epoch * per_epoch \
             if loop.restarting and exact else 0
         self.sampler.skip = max(0, int(done)) * self.batch_size
+
+
+class Fingerprint(L.Callback):
+    """Stamp every checkpoint with the run's fingerprint (its settings and input files).
+
+    ``srbio train --auto-resume`` continues only from a checkpoint of the same fingerprint.
+    """
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def on_save_checkpoint(self, trainer: L.Trainer, module: L.LightningModule,
+                           checkpoint: dict) -> None:
+        """Add the fingerprint to the checkpoint being written."""
+        checkpoint[FINGERPRINT_KEY] = self.value

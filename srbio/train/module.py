@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader
 
 from srbio.io.outputs import process_rank
-from srbio.train.callbacks import DataWait, ResumeMidEpoch
+from srbio.train.callbacks import DataWait, Fingerprint, ResumeMidEpoch
 from srbio.train.data import EpochSampler, PatchDataset
 from srbio.train.losses import PixelLoss
 
@@ -210,7 +210,8 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
         perceptual: dict | None = None, adversarial: dict | None = None,
         devices: int | str = 1, strategy: str = "auto", compile: bool = False,
         max_minutes: float | None = None, checkpoint_every_steps: int | None = None,
-        **options: object) -> tuple[torch.nn.Module | None, Path]:
+        fingerprint: str | None = None, **options: object
+        ) -> tuple[torch.nn.Module | None, Path]:
     """Train ``net`` with Lightning; checkpoints go to ``checkpoints``, logs to ``logs``.
 
     With ``resume``, training continues from ``checkpoints/last.ckpt`` of an interrupted run
@@ -226,7 +227,8 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
     ``perceptual`` and ``adversarial`` are the config sections of those losses;
     ``max_minutes`` stops training after that wall time; ``checkpoint_every_steps`` also
     writes ``last.ckpt`` every that many steps (a resume then continues mid-epoch with the
-    batches the uninterrupted run would have trained on).
+    batches the uninterrupted run would have trained on); ``fingerprint`` is stored in every
+    checkpoint.
     """
     ckpt_dir, log_dir = Path(checkpoints), Path(logs)
     last = _prepare_folders(ckpt_dir, log_dir, resume)
@@ -239,6 +241,8 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
     best, callbacks = _callbacks(ckpt_dir, patience=patience, ema=ema, progress=progress,
                                  every_steps=checkpoint_every_steps)
     callbacks.append(ResumeMidEpoch(order, batch_size))
+    if fingerprint:
+        callbacks.append(Fingerprint(fingerprint))
     trainer = L.Trainer(
         max_epochs=epochs, max_time=None if max_minutes is None else
         {"seconds": round(60 * max_minutes)}, accelerator=accelerator, devices=devices,

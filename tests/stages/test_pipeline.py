@@ -1,6 +1,7 @@
 """The stages chained on real data, as the workflow runs them (a 2D plane, a tiny network)."""
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -243,3 +244,41 @@ def test_a_run_killed_mid_epoch_resumes_there_with_the_uninterrupted_batches(pre
         assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     assert [e["val_psnr"] for e in Training.read(cut.record).epochs] == [
         e["val_psnr"] for e in Training.read(full.record).epochs]
+
+
+@pytest.mark.slow
+def test_auto_resume_continues_the_same_run_and_restarts_a_changed_one(prepared, tmp_path,
+                                                                      caplog):
+    from srbio.stages.train import fingerprint
+
+    args = (prepared / "patches.zarr", prepared / "normalisation.json")
+    cfg = TrainConfig(epochs=2, batch_size=32, learning_rate=1e-3)
+    out = tmp_path / "t"
+    first = run_train(*args, out, ModelConfig(preset="tiny"), cfg, progress=False,
+                      auto_resume=True)
+    assert not Training.read(first.record).resumed
+    # a retried or requeued job: the same settings and data continue (here: nothing left)
+    again = run_train(*args, out, ModelConfig(preset="tiny"), cfg, progress=False,
+                      auto_resume=True)
+    assert Training.read(again.record).resumed
+    a, b = (load_model(r.model)[0].state_dict() for r in (first, again))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # other settings: started afresh, and the log says why
+    with caplog.at_level(logging.WARNING, logger="srbio"):
+        changed = run_train(*args, out, ModelConfig(preset="tiny"),
+                            cfg.model_copy(update={"learning_rate": 5e-4}), progress=False,
+                            auto_resume=True)
+    assert "the settings or the data changed" in caplog.text
+    assert not Training.read(changed.record).resumed
+    # what the fingerprint sees: settings that change the result and the input files' content
+    base = fingerprint(*args, ModelConfig(preset="tiny"), cfg)
+    neutral = cfg.model_copy(update={"num_workers": 2, "checkpoint_every_steps": 5})
+    assert fingerprint(*args, ModelConfig(preset="tiny"), neutral) == base
+    assert fingerprint(*args, ModelConfig(preset="small"), cfg) != base
+    norm = tmp_path / "normalisation.json"
+    norm.write_text(args[1].read_text().replace('"vmax": ', '"vmax": 1'))
+    same_name = tmp_path / "same" / "normalisation.json"  # only the content differs
+    same_name.parent.mkdir()
+    same_name.write_text(args[1].read_text())
+    assert fingerprint(args[0], same_name, ModelConfig(preset="tiny"), cfg) == base
+    assert fingerprint(args[0], norm, ModelConfig(preset="tiny"), cfg) != base
