@@ -379,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"srbio {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        signum = received[0] if received else signal.SIGINT
+        signum = received[0] if received else getattr(exc, "signum", signal.SIGINT)
         detail = f" ({exc})" if str(exc) else ""
         print(f"srbio {args.command}: stopped by {signal.Signals(signum).name}{detail}; "
               f"this run's outputs were not completed (what a rerun can continue is kept: "

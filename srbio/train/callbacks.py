@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from pathlib import Path
 
 import lightning as L
 
@@ -76,3 +79,64 @@ class Fingerprint(L.Callback):
                            checkpoint: dict) -> None:
         """Add the fingerprint to the checkpoint being written."""
         checkpoint[FINGERPRINT_KEY] = self.value
+
+
+class StoppedBySignal(KeyboardInterrupt):
+    """Training stopped on a signal after saving a checkpoint (``signum``: which signal)."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class _SignalInTraining(Exception):  # noqa: N818 - carried out of Lightning, then re-raised
+    def __init__(self, signum: int, step: int) -> None:
+        super().__init__(signum, step)
+        self.signum, self.step = signum, step
+
+
+class CheckpointOnSignal(L.Callback):
+    """SIGTERM, SIGUSR1 or SIGHUP while training: checkpoint at the end of the step, then stop.
+
+    A scheduler's pre-emption (SIGTERM, then SIGKILL after a grace time) or its warning before
+    a time limit (``--signal=USR1@300``) so loses nothing: ``last.ckpt`` holds the step just
+    finished, and ``srbio train --auto-resume`` continues there, mid-epoch, exactly. Lightning's
+    own SLURM requeue handling is left off (``SLURMEnvironment(auto_requeue=False)``): it would
+    write its checkpoint elsewhere and requeue behind the workflow's back.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP)
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _note(self, signum: int, frame) -> None:
+        self.received = signum
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        """Listen for the signals (main thread only: Python sets handlers there)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in self.SIGNALS:
+            previous = signal.getsignal(sig)
+            if previous is not signal.SIG_IGN:  # SIGHUP under nohup stays ignored
+                self._previous[sig] = previous
+                signal.signal(sig, self._note)
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *_) -> None:
+        """After a signal: save the step just finished, then leave the loop."""
+        if self.received is not None:
+            trainer.save_checkpoint(self.path)
+            raise _SignalInTraining(self.received, trainer.global_step)
+
+    def restore(self) -> None:
+        """Give the signals back to the handlers they had."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        self._previous.clear()
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        """Training ended normally: the signals go back."""
+        self.restore()

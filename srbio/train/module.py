@@ -21,7 +21,14 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader
 
 from srbio.io.outputs import process_rank
-from srbio.train.callbacks import DataWait, Fingerprint, ResumeMidEpoch
+from srbio.train.callbacks import (
+    CheckpointOnSignal,
+    DataWait,
+    Fingerprint,
+    ResumeMidEpoch,
+    StoppedBySignal,
+    _SignalInTraining,
+)
 from srbio.train.data import EpochSampler, PatchDataset
 from srbio.train.losses import PixelLoss
 
@@ -182,7 +189,16 @@ def _prepare_folders(ckpt_dir: Path, log_dir: Path, resume: bool) -> Path:
     return last
 
 
-def _fit_or_interrupt(trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+def _cluster() -> list:
+    """Under SLURM: its environment (ranks from srun), without Lightning's own requeue."""
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    # CheckpointOnSignal handles the signals; the workflow (a retry) or SLURM requeues
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+
+
+def _fit_or_interrupt(trainer: L.Trainer, *args: Any, stop: CheckpointOnSignal,
+                      **kwargs: Any) -> None:
     """``trainer.fit``; a signal that stopped it is raised as :class:`KeyboardInterrupt`.
 
     Lightning answers SIGTERM by ending the loop with ``SIGTERMException`` and Ctrl-C with
@@ -195,11 +211,17 @@ def _fit_or_interrupt(trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that "
                                     "ended before the epoch ended")
             trainer.fit(*args, **kwargs)
+    except _SignalInTraining as exc:
+        raise StoppedBySignal(exc.signum, f"training checkpointed at step {exc.step} "
+                              f"({stop.path}); the same command with --auto-resume (or "
+                              f"--resume) continues from there") from None
     except SystemExit as exc:
         raise KeyboardInterrupt(
             f"training was stopped ({type(exc).__name__}) in epoch {trainer.current_epoch} at "
             f"step {trainer.global_step}; the checkpoint of the last finished epoch is kept "
             f"for --resume") from None
+    finally:
+        stop.restore()
 
 
 def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
@@ -240,7 +262,8 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
     order = EpochSampler(len(train), seed=seed)  # the same batches after a resume
     best, callbacks = _callbacks(ckpt_dir, patience=patience, ema=ema, progress=progress,
                                  every_steps=checkpoint_every_steps)
-    callbacks.append(ResumeMidEpoch(order, batch_size))
+    stop = CheckpointOnSignal(last)
+    callbacks += [ResumeMidEpoch(order, batch_size), stop]
     if fingerprint:
         callbacks.append(Fingerprint(fingerprint))
     trainer = L.Trainer(
@@ -249,13 +272,14 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
         strategy=strategy, precision=precision,
         gradient_clip_val=None if adversarial else grad_clip, callbacks=callbacks,
         logger=_loggers(log_dir), enable_progress_bar=progress, log_every_n_steps=1,
-        enable_model_summary=False, use_distributed_sampler=False)  # EpochSampler shards
+        enable_model_summary=False, use_distributed_sampler=False,  # EpochSampler shards
+        plugins=_cluster())
     loader_kw = {"batch_size": batch_size, "num_workers": num_workers,
                  "persistent_workers": num_workers > 0}
     _fit_or_interrupt(trainer, module,
                       DataLoader(train, sampler=order, drop_last=len(train) > batch_size,
                                  **loader_kw),
-                      DataLoader(val, shuffle=False, **loader_kw),
+                      DataLoader(val, shuffle=False, **loader_kw), stop=stop,
                       ckpt_path=str(last) if resume else None, weights_only=True)
     if trainer.global_rank != 0:
         return None, log_dir

@@ -282,3 +282,34 @@ def test_auto_resume_continues_the_same_run_and_restarts_a_changed_one(prepared,
     same_name.write_text(args[1].read_text())
     assert fingerprint(args[0], same_name, ModelConfig(preset="tiny"), cfg) == base
     assert fingerprint(args[0], norm, ModelConfig(preset="tiny"), cfg) != base
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGTERM])
+def test_a_signal_checkpoints_the_step_and_auto_resume_finishes_the_same_run(prepared, tmp_path,
+                                                                            sig):
+    """A scheduler's warning (SIGUSR1) or pre-emption (SIGTERM) with no step checkpoints due:
+    the step just finished is saved, the exit says so, and the retried job continues there."""
+    args = (prepared / "patches.zarr", prepared / "normalisation.json")
+    cfg = TrainConfig(epochs=6, batch_size=8, learning_rate=1e-3, checkpoint_every_steps=None)
+    full = run_train(*args, tmp_path / "full", ModelConfig(preset="tiny"), cfg, progress=False)
+    settings = json.dumps({"model": {"preset": "tiny"}, "train": cfg.model_dump(mode="json")})
+    cmd = [sys.executable, "-m", "srbio", "train", "--auto-resume", "--patches", args[0],
+           "--normalisation", args[1], "--out", tmp_path / "cut", "--settings", settings,
+           "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
+    while not last.exists() and proc.poll() is None:  # the end of epoch 0 (step 32)
+        time.sleep(0.01)
+    time.sleep(0.3)  # into epoch 1
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err[-2000:]
+    step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    assert f"training checkpointed at step {step}" in err and "Traceback" not in err
+    assert 32 < step < 6 * 32 and not (tmp_path / "cut" / "model.pt").exists()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "resuming from" in again.stderr
+    a = load_model(full.model)[0].state_dict()
+    b = load_model(tmp_path / "cut" / "model.pt")[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # bit-identical on CPU
