@@ -67,9 +67,12 @@ def test_lint_is_clean(workdir):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_slurm_profile_dry_run(workdir):
-    r = run("--profile", "profiles/slurm", "-n", "train", cwd=workdir)
+@pytest.mark.parametrize("profile", ["slurm", "slurm-cpu", "slurm-local"])
+def test_slurm_profile_dry_run(workdir, profile):
+    r = run("--profile", f"profiles/{profile}", "-n", "train", cwd=workdir)
     assert r.returncode == 0, r.stderr + r.stdout
+    train = r.stdout[r.stdout.index("rule train_model"):].split("\n\n")[0]
+    assert ("gpu=1" in train) == (profile == "slurm")  # a GPU only where one is asked for
 
 
 def test_unknown_config_key_stops_the_workflow_naming_it(workdir):
