@@ -274,19 +274,29 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
         logger=_loggers(log_dir), enable_progress_bar=progress, log_every_n_steps=1,
         enable_model_summary=False, use_distributed_sampler=False,  # EpochSampler shards
         plugins=_cluster())
-    loader_kw = {"batch_size": batch_size, "num_workers": num_workers,
-                 "persistent_workers": num_workers > 0}
-    _fit_or_interrupt(trainer, module,
-                      DataLoader(train, sampler=order, drop_last=len(train) > batch_size,
-                                 **loader_kw),
-                      DataLoader(val, shuffle=False, **loader_kw), stop=stop,
-                      ckpt_path=str(last) if resume else None, weights_only=True)
+    _fit_or_interrupt(trainer, module, *_loaders(train, val, order, batch_size, num_workers),
+                      stop=stop, ckpt_path=str(last) if resume else None, weights_only=True)
     if trainer.global_rank != 0:
         return None, log_dir
-    if best.best_model_path and not adversarial:
+    if not adversarial:
+        _load_best(module, best)
+    return module.net.cpu().eval(), log_dir
+
+
+def _loaders(train: PatchDataset, val: PatchDataset, order: EpochSampler, batch_size: int,
+             num_workers: int) -> tuple[DataLoader, DataLoader]:
+    """The training loader (in ``order``) and the validation loader."""
+    kw = {"batch_size": batch_size, "num_workers": num_workers,
+          "persistent_workers": num_workers > 0}
+    return (DataLoader(train, sampler=order, drop_last=len(train) > batch_size, **kw),
+            DataLoader(val, shuffle=False, **kw))
+
+
+def _load_best(module: L.LightningModule, best: ModelCheckpoint) -> None:
+    """Load the weights of the best validation PSNR (when a checkpoint holds them)."""
+    if best.best_model_path:
         state = torch.load(best.best_model_path, map_location="cpu",
                            weights_only=True)["state_dict"]
         module.load_state_dict(state)
         log.info("best checkpoint %s (val_psnr %.3f)", best.best_model_path,
                  float(best.best_model_score))
-    return module.net.cpu().eval(), log_dir
