@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +63,12 @@ def prepared(tmp_path_factory, pair2d):
     run_patches([res / "crop" / "p"], res / "patches.zarr",
                 PatchesConfig(size=16, n_train=256, n_val=32), SPLIT)
     return res
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A copy of the workflow files, so runs never touch the checkout's results/."""
+    for name in ("Snakefile", "config.yaml", "rules", "envs", "profiles", "data"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    return tmp_path

@@ -13,11 +13,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def job_env() -> dict:
+    """This Python's environment first on PATH (the workflow's jobs run `python`)."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
 def run(*args, cwd):
     """`snakemake ARGS` with this Python's environment first on PATH (its jobs run `python`)."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run([sys.executable, "-m", "snakemake", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, env=env)
+                          capture_output=True, text=True, cwd=cwd, env=job_env())
 
 
 def jobs(result) -> dict[str, int]:
@@ -27,15 +31,6 @@ def jobs(result) -> dict[str, int]:
         result.stdout else ""
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)
             if m[1] not in ("total", "all", "predict")}  # target rules run nothing
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    """A copy of the workflow files, so runs never touch the checkout's results/."""
-    for name in ("Snakefile", "config.yaml", "rules", "envs", "profiles", "data"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
-    return tmp_path
 
 
 def mark_done(workdir, *args):

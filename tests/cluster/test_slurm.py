@@ -14,13 +14,12 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from srbio.inference import load_model
-from tests.test_workflow import ROOT
+from tests.test_workflow import ROOT, job_env
 
 pytestmark = pytest.mark.slow
 
@@ -38,14 +37,6 @@ def slurm():
                        capture_output=True, text=True, timeout=900)
     if r.returncode != 0:
         pytest.skip(f"no local SLURM: {(r.stderr or r.stdout)[-500:]}")
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    for name in ("Snakefile", "config.yaml", "rules", "envs", "profiles", "data"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
-    return tmp_path
 
 
 def _job_ids(log: str) -> dict[str, list[int]]:
@@ -67,7 +58,7 @@ def test_the_workflow_runs_as_slurm_jobs_and_a_signalled_training_continues(slur
     target = ["results/train/rcan/model.pt", "--config", *SETTINGS]
     proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--profile",
                              "profiles/slurm-local", *target], cwd=workdir, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env())
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=job_env())
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
@@ -96,14 +87,9 @@ def test_the_workflow_runs_as_slurm_jobs_and_a_signalled_training_continues(slur
                          log, re.M)[-1]
     local = command.replace("--out results/train/rcan", "--out local")
     r = subprocess.run(local, shell=True, cwd=workdir, capture_output=True, text=True,
-                       env=_env(), timeout=900)
+                       env=job_env(), timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     a = load_model(workdir / "local" / "model.pt")[0].state_dict()
     b = load_model(workdir / "results" / "train" / "rcan" / "model.pt")[0].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     print(json.dumps({"jobs": ids, "seconds": round(time.time() - start)}))
-
-
-def _env() -> dict:
-    """This Python's environment first on PATH (the jobs run `python`)."""
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}

@@ -127,6 +127,13 @@ def test_same_seed_same_weights_early_stopping_and_the_bicubic_line(prepared, tm
     assert stopped.stopped_early and len(stopped.epochs) == 3
 
 
+def _train_command(args, out, cfg: TrainConfig, *flags: str) -> list:
+    """`srbio train` of the tiny RCAN with ``cfg``, as the workflow runs it."""
+    settings = json.dumps({"model": {"preset": "tiny"}, "train": cfg.model_dump(mode="json")})
+    return [sys.executable, "-m", "srbio", "train", *flags, "--patches", args[0],
+            "--normalisation", args[1], "--out", out, "--settings", settings, "--quiet"]
+
+
 @pytest.mark.slow
 def test_sigkill_then_resume_gives_the_uninterrupted_weights(prepared, tmp_path):
     """Kill `srbio train` after its first epoch; the same command with --resume finishes it."""
@@ -134,9 +141,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(prepared, tmp_path)
     args = (res / "patches.zarr", res / "normalisation.json")
     cfg = TrainConfig(epochs=3, batch_size=8, learning_rate=1e-3)
     full = run_train(*args, tmp_path / "full", ModelConfig(preset="tiny"), cfg, progress=False)
-    settings = json.dumps({"model": {"preset": "tiny"}, "train": cfg.model_dump(mode="json")})
-    cmd = [sys.executable, "-m", "srbio", "train", "--patches", args[0], "--normalisation",
-           args[1], "--out", tmp_path / "cut", "--settings", settings, "--quiet"]
+    cmd = _train_command(args, tmp_path / "cut", cfg)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
     while not last.exists() and proc.poll() is None:
@@ -220,9 +225,7 @@ def test_a_run_killed_mid_epoch_resumes_there_with_the_uninterrupted_batches(pre
     args = (prepared / "patches.zarr", prepared / "normalisation.json")
     cfg = TrainConfig(epochs=3, batch_size=8, learning_rate=1e-3, checkpoint_every_steps=10)
     full = run_train(*args, tmp_path / "full", ModelConfig(preset="tiny"), cfg, progress=False)
-    settings = json.dumps({"model": {"preset": "tiny"}, "train": cfg.model_dump(mode="json")})
-    cmd = [sys.executable, "-m", "srbio", "train", "--patches", args[0], "--normalisation",
-           args[1], "--out", tmp_path / "cut", "--settings", settings, "--quiet"]
+    cmd = _train_command(args, tmp_path / "cut", cfg)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
     step = 0
@@ -293,10 +296,7 @@ def test_a_signal_checkpoints_the_step_and_auto_resume_finishes_the_same_run(pre
     args = (prepared / "patches.zarr", prepared / "normalisation.json")
     cfg = TrainConfig(epochs=6, batch_size=8, learning_rate=1e-3, checkpoint_every_steps=None)
     full = run_train(*args, tmp_path / "full", ModelConfig(preset="tiny"), cfg, progress=False)
-    settings = json.dumps({"model": {"preset": "tiny"}, "train": cfg.model_dump(mode="json")})
-    cmd = [sys.executable, "-m", "srbio", "train", "--auto-resume", "--patches", args[0],
-           "--normalisation", args[1], "--out", tmp_path / "cut", "--settings", settings,
-           "--quiet"]
+    cmd = _train_command(args, tmp_path / "cut", cfg, "--auto-resume")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
     while not last.exists() and proc.poll() is None:  # the end of epoch 0 (step 32)
