@@ -11,6 +11,8 @@ import pytest
 import tifffile
 import zarr
 
+from tests.reliability.conftest import tiny_model
+
 
 def sha(path) -> str:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
@@ -108,20 +110,6 @@ def test_a_constant_input_is_predicted_with_a_warning(srbio, tmp_path, model):
     assert code == 0 and "the input is constant (every pixel is 7)" in err
 
 
-def _model_at(path, lr_um: float):
-    """A tiny RCAN whose header says it was trained at ``lr_um`` µm LR pixels."""
-    from srbio.io.modelfile import save_model_file
-    from srbio.io.records import ModelHeader, NetworkSpec, Normalisation, PixelSizes, Range
-    from srbio.models import build_network
-
-    net = build_network("rcan", scale=2, preset="tiny")
-    header = ModelHeader(network=NetworkSpec.from_config(net.config),
-                         normalisation=Normalisation(lr=Range(vmin=0, vmax=1000),
-                                                     hr=Range(vmin=0, vmax=1000)),
-                         spacing=PixelSizes(lr=[lr_um, lr_um], hr=[lr_um / 2, lr_um / 2]))
-    return save_model_file(path, header, net.state_dict())
-
-
 @pytest.mark.parametrize(("tiff_kw", "lr_um", "factor"), [
     ({"resolution": (72, 72), "resolutionunit": "INCH"}, 0.2, "1764"),  # a 72-dpi default
     ({"resolution": (96, 96), "resolutionunit": "INCH"}, 0.2, "1323"),
@@ -131,7 +119,7 @@ def test_absurd_pixel_sizes_are_refused_before_any_resampling(srbio, tmp_path, t
                                                               factor):
     src = tmp_path / "plane.tif"
     tifffile.imwrite(src, planes(1)[0], **tiff_kw)
-    model = _model_at(tmp_path / "m.pt", lr_um)
+    model = tiny_model(tmp_path / "m.pt", lr_um=lr_um)
     before = sha(src)
     code, err = predict(srbio, model, src, tmp_path / "o.ome.zarr")
     assert code == 2, err
