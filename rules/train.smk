@@ -2,6 +2,20 @@
 # held-out regions; write the report comparing them
 
 
+def launcher(wildcards, resources):
+    """`srun` starting one training process per SLURM task (DDP), or nothing: one process.
+
+    With resources `mpi: "srun"` and `tasks` (one node) or `tasks_per_node` (with `nodes`)
+    above 1 (profiles/slurm shows how), the job's shell runs `srun --ntasks-per-node=T`;
+    srbio train takes its devices and nodes from the tasks srun started.
+    """
+    per_node = resources.get("tasks_per_node") or resources.get("tasks") or 1
+    if not resources.get("mpi") or int(per_node) <= 1:
+        return ""
+    nodes = f" --nodes={resources.nodes}" if resources.get("nodes") else ""
+    return f"{resources.mpi} --ntasks-per-node={int(per_node)}{nodes} --kill-on-bad-exit=1 "
+
+
 rule train_model:
     input:
         patches=rules.patches.output[0],
@@ -13,6 +27,7 @@ rule train_model:
         store=lambda w, input: str(patches_store_path(input.patches)),
         out=lambda w, output: parent(output.record),
         settings=lambda w: model_settings(CFG, w.model),
+        launch=launcher,
     log:
         str(R.log("train", "{model}")),
     conda:
@@ -24,7 +39,8 @@ rule train_model:
     shell:
         # --auto-resume: a retried or requeued job continues its checkpoint when settings and
         # data are unchanged, and starts afresh (saying so in the log) when they changed
-        "OMP_NUM_THREADS={threads} python -m srbio train --auto-resume --patches {params.store:q} "
+        "OMP_NUM_THREADS={threads} {params.launch}python -m srbio train --auto-resume "
+        "--patches {params.store:q} "
         "--normalisation {input.normalisation:q} --out {params.out:q} "
         "--settings {params.settings:q} --quiet > {log:q} 2>&1"
 

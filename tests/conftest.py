@@ -65,10 +65,15 @@ def prepared(tmp_path_factory, pair2d):
     return res
 
 
+def copy_workflow(dest: Path) -> Path:
+    """Copy the workflow files into ``dest``, so runs never touch the checkout's results/."""
+    for name in ("Snakefile", "config.yaml", "rules", "envs", "profiles", "data"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
+    return dest
+
+
 @pytest.fixture
 def workdir(tmp_path):
     """A copy of the workflow files, so runs never touch the checkout's results/."""
-    for name in ("Snakefile", "config.yaml", "rules", "envs", "profiles", "data"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
-    return tmp_path
+    return copy_workflow(tmp_path)

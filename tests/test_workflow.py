@@ -216,3 +216,101 @@ def test_predict_in_parts_writes_the_same_pixels_as_one_job(workdir):
     parts = zarr.open_group(predict / "lls.ome.zarr", mode="r")["0"][...]
     assert parts.dtype == whole.dtype and np.array_equal(parts, whole)
     assert jobs(run("-n", "predict", "--configfile", "two.yaml", cwd=workdir)) == {}
+
+
+def _start(workdir, args, log):
+    """`snakemake ARGS` in a process group of its own (as a terminal starts it)."""
+    return subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=job_env(),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _kill_group_when(proc, ready, timeout=600):
+    """SIGKILL the whole process group of ``proc`` once ``ready()``; the group's survivors
+    (zombies, dead but not yet reaped by the container's init, are not survivors)."""
+    import signal
+    import time
+
+    start = time.time()
+    while not ready():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.time() - start < timeout
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(1.0)
+    ps = subprocess.run(["ps", "-o", "stat=,pid=,args=", "-g", str(proc.pid)],
+                        capture_output=True, text=True).stdout.splitlines()
+    return [line for line in ps if not line.lstrip().startswith("Z")]
+
+
+def _writers(workdir):
+    """Processes (other than this one) whose working directory is in ``workdir``."""
+    found = []
+    for cwd in Path("/proc").glob("[0-9]*/cwd"):
+        try:
+            here = Path(os.readlink(cwd)).is_relative_to(workdir)
+        except OSError:  # gone, or a zombie
+            continue
+        if here and cwd.parent.name != str(os.getpid()):
+            found.append(cwd.parent.name)
+    return found
+
+
+@pytest.mark.slow
+def test_a_killed_workflow_recovers_to_the_outputs_of_an_uninterrupted_run(workdir):
+    """SIGKILL of snakemake's whole process group while it trains, and again while it
+    predicts: nothing of the killed run keeps running, and the documented recovery
+    (`snakemake --unlock`, then the same command) continues the checkpoint and the finished
+    blocks, ending with the weights and pixels of uninterrupted runs."""
+    import numpy as np
+    import torch
+    import yaml
+    import zarr
+
+    from srbio.inference import load_model
+
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    cfg["model"]["preset"] = "tiny"
+    cfg["train"].update(epochs=3, checkpoint_every_steps=4)
+    cfg["patches"].update(size=16, n_train=256, n_val=32)
+    cfg["predict"]["tile_shape"] = [48, 48]
+    (workdir / "c.yaml").write_text(yaml.safe_dump(cfg))
+    command = ["predict", "--cores", "2", "--configfile", "c.yaml"]
+    results = workdir / "results"
+    ckpt = results / "train" / "rcan" / "checkpoints" / "last.ckpt"
+    progress = results / "predict" / ".lls.ome.zarr.progress"
+    with open(workdir / "run.log", "w") as log:
+        left = _kill_group_when(_start(workdir, command, log), ckpt.exists)  # training: step 4+
+        assert not left and not _writers(workdir), left
+        assert not (results / "train" / "rcan" / "model.pt").exists()
+        locked = subprocess.run([sys.executable, "-m", "snakemake", *command], cwd=workdir,
+                                env=job_env(), capture_output=True, text=True)
+        assert locked.returncode != 0 and "--unlock" in locked.stderr + locked.stdout
+        assert run("--unlock", *command[1:], cwd=workdir).returncode == 0
+        proc = _start(workdir, command, log)
+        left = _kill_group_when(proc, lambda: any(p.stat().st_size for p in progress.rglob("*")
+                                                  if p.is_file()))  # a block is finished
+        assert not left and not _writers(workdir), left
+        assert run("--unlock", *command[1:], cwd=workdir).returncode == 0
+        assert _start(workdir, command, log).wait(timeout=900) == 0
+    assert "resuming from" in (results / "logs" / "train" / "rcan.log").read_text()
+    assert re.search(r"resuming: [1-9]\d* of \d+ blocks already finished",
+                     (results / "logs" / "predict" / "lls.log").read_text())
+    # the uninterrupted runs: the same commands, outside the workflow
+    dry = run("-n", "-p", "-F", *command, cwd=workdir)
+    dry = dry.stdout + dry.stderr
+    train = re.search(r"^Shell command: (OMP_NUM_THREADS=\S+ python -m srbio train .*?) >", dry,
+                      re.M)[1]
+    predict = re.search(r"^Shell command: (OMP_NUM_THREADS=\S+ python -m srbio predict .*?) >",
+                        dry, re.M)[1]
+    for cmd in (train.replace("--out results/train/rcan", "--out whole"),
+                re.sub(r"--output \S+", "--output whole.ome.zarr", predict)):
+        r = subprocess.run(cmd, shell=True, cwd=workdir, env=job_env(), capture_output=True,
+                           text=True, timeout=900)
+        assert r.returncode == 0, r.stderr[-3000:]
+    a = load_model(workdir / "whole" / "model.pt")[0].state_dict()
+    b = load_model(results / "train" / "rcan" / "model.pt")[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    whole = zarr.open_group(workdir / "whole.ome.zarr", mode="r")["0"][...]
+    assert np.array_equal(zarr.open_group(results / "predict" / "lls.ome.zarr", mode="r")["0"][...],
+                          whole)

@@ -3,7 +3,8 @@
 Every rule runs as a SLURM job through profiles/slurm-local; a training job signalled as a
 scheduler does before a time limit (SIGUSR1) checkpoints, fails, is retried by Snakemake and
 continues from its checkpoint with --auto-resume, ending with the weights of an uninterrupted
-local run.
+local run. Then two volumes are predicted in parts, the parts submitted as SLURM array jobs;
+one part's job is cancelled while it runs, and only that part runs again.
 """
 
 import json
@@ -19,6 +20,7 @@ import pytest
 import torch
 
 from srbio.inference import load_model
+from tests.conftest import copy_workflow
 from tests.test_workflow import ROOT, job_env
 
 pytestmark = pytest.mark.slow
@@ -48,21 +50,44 @@ def _job_ids(log: str) -> dict[str, list[int]]:
     return found
 
 
-def _state(job: int) -> str:
+def _wait_for(ready, timeout: float = 60) -> None:
+    start = time.time()
+    while not ready():
+        assert time.time() - start < timeout
+        time.sleep(0.2)
+
+
+def _state(job: int | str) -> str:
     out = subprocess.run(["squeue", "-h", "-t", "all", "-j", str(job), "-o", "%T"],
                          capture_output=True, text=True)
     return out.stdout.strip()
 
 
-def test_the_workflow_runs_as_slurm_jobs_and_a_signalled_training_continues(slurm, workdir):
-    target = ["results/train/rcan/model.pt", "--config", *SETTINGS]
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--profile",
-                             "profiles/slurm-local", *target], cwd=workdir, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=job_env())
+@pytest.fixture(scope="module")
+def cluster_dir(tmp_path_factory):
+    """One copy of the workflow for this module: prediction uses the model trained first."""
+    return copy_workflow(tmp_path_factory.mktemp("cluster"))
+
+
+def _snakemake(cwd, *args: str) -> tuple[subprocess.Popen, list[str]]:
+    """Start `snakemake --profile profiles/slurm-local ARGS`; its output collects in the list."""
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--profile", "profiles/slurm-local",
+                             *args], cwd=cwd, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=job_env())
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
-    signalled = False
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    return proc, lines
+
+
+def test_the_workflow_runs_as_slurm_jobs_and_a_signalled_training_continues(slurm, cluster_dir):
+    """Signalled (SIGUSR1, as before a time limit), training checkpoints and fails; Snakemake's
+    retry continues the checkpoint. That job is then requeued by SLURM (`scontrol requeue`, as
+    pre-emption does: SIGTERM, then the same job id runs again) and continues again."""
+    workdir = cluster_dir
+    target = ["results/train/rcan/model.pt", "--config", *SETTINGS]
+    proc, lines = _snakemake(workdir, *target)
+    signalled = requeued = False
+    seen = None  # the checkpoint's time when the retry was first seen running
     ckpt = workdir / "results" / "train" / "rcan" / "checkpoints" / "last.ckpt"
     start = time.time()
     while proc.poll() is None and time.time() - start < 900:
@@ -72,14 +97,25 @@ def test_the_workflow_runs_as_slurm_jobs_and_a_signalled_training_continues(slur
             time.sleep(1.0)  # as SLURM does before a time limit (--signal=USR1@300)
             subprocess.run(["scancel", "--signal=USR1", "--full", str(train[0])], check=True)
             signalled = True
+        elif train and len(train) == 2 and not requeued and _state(train[1]) == "RUNNING":
+            seen = seen or ckpt.stat().st_mtime
+            if ckpt.stat().st_mtime > seen:  # the retry finished an epoch
+                subprocess.run(["scontrol", "requeue", str(train[1])], check=True)
+                # SLURM holds a requeued job for two minutes: let it start when it can
+                _wait_for(lambda job=train[1]: _state(job) == "PENDING")
+                subprocess.run(["scontrol", "update", f"JobId={train[1]}", "StartTime=now"],
+                               check=True)
+                requeued = True
     assert proc.wait(timeout=60) == 0, "".join(lines)[-4000:]
-    reader.join(timeout=10)
+    time.sleep(0.5)  # the reader thread takes the last lines
     log = "".join(lines)
     ids = _job_ids(log)
     assert {"simulate", "register", "crop", "normalise", "patches", "train_model"} <= set(ids)
     assert signalled and len(ids["train_model"]) == 2, log[-3000:]  # the retry
     first, retry = ids["train_model"]
     assert _state(first) == "FAILED" and _state(retry) == "COMPLETED"
+    assert requeued and "Restarts=1 " in subprocess.run(
+        ["scontrol", "show", "job", str(retry)], capture_output=True, text=True).stdout
     train_log = (workdir / "results" / "logs" / "train" / "rcan.log").read_text()
     assert "resuming from" in train_log  # the retry continued the checkpoint
     # the same command, uninterrupted and outside SLURM, gives the same weights
@@ -93,3 +129,87 @@ def test_the_workflow_runs_as_slurm_jobs_and_a_signalled_training_continues(slur
     b = load_model(workdir / "results" / "train" / "rcan" / "model.pt")[0].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     print(json.dumps({"jobs": ids, "seconds": round(time.time() - start)}))
+
+
+PREDICT = ('predict={"parts": 2, "tile_shape": [64, 64], "volumes": ['
+           '{"name": "a", "path": "results/simulated/lls/lr.tif"}, '
+           '{"name": "b", "path": "results/simulated/lls/lr.tif"}]}')
+
+
+def test_parts_run_as_array_jobs_and_a_cancelled_part_alone_runs_again(slurm, cluster_dir):
+    """Two volumes in two parts each: the parts go to SLURM as array jobs (one array per
+    volume); one running part is cancelled (`scancel`, as a node failure or an admin would) and
+    Snakemake's retry runs that part alone. Each store equals a one-job prediction's."""
+    import numpy as np
+    import zarr
+
+    workdir = cluster_dir
+    proc, lines = _snakemake(workdir, "predict", "--slurm-array-jobs", "predict_part",
+                             "--config", *SETTINGS, PREDICT)
+    cancelled = None
+    start = time.time()
+    while proc.poll() is None and time.time() - start < 900:
+        time.sleep(0.2)
+        arrays = re.findall(r"SLURM job ID (\d+)\. The individual task IDs are 1-2", "".join(lines))
+        # the second task: cancelling a first task before the second starts makes the plugin
+        # (2.8.0) run the first task's job in the second (it takes SLURM_ARRAY_TASK_MIN for it)
+        if arrays and cancelled is None and _state(f"{arrays[0]}_2") == "RUNNING":
+            cancelled = f"{arrays[0]}_2"
+            subprocess.run(["scancel", cancelled], check=True)
+    assert proc.wait(timeout=60) == 0, "".join(lines)[-4000:]
+    time.sleep(0.5)
+    log = "".join(lines)
+    assert cancelled and _state(cancelled) == "CANCELLED", log[-3000:]
+    arrays = dict(re.findall(r"Snakemake IDs (\d+,\d+) and SLURM job ID (\d+)\.", log))
+    assert len(arrays) == 2, log[-3000:]
+    ids = {slurm: jobs.split(",") for jobs, slurm in arrays.items()}
+    again = re.findall(r"Job (\d+) has been submitted with SLURM jobid \d+ \(log: \S+/rule_"
+                       r"predict_part/", log)
+    assert again == [ids[cancelled.split("_")[0]][1]], log[-3000:]  # the cancelled part alone
+    assert len(re.findall(r"^Finished jobid: \d+ \(Rule: predict_part\)", log, re.M)) == 4
+    # a one-job prediction with the same settings, outside SLURM
+    init = re.findall(r"^Shell command: (OMP_NUM_THREADS=\S+ python -m srbio predict --init .*?) >",
+                      log, re.M)[0]
+    local = re.sub(r"--output \S+", "--output one.ome.zarr", init.replace("--init ", ""))
+    r = subprocess.run(local, shell=True, cwd=workdir, capture_output=True, text=True,
+                       env=job_env(), timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    one = zarr.open_group(workdir / "one.ome.zarr", mode="r")["0"][...]
+    for name in "ab":
+        assert (workdir / "results" / "predict" / f"{name}.json").is_file()
+        store = zarr.open_group(workdir / "results" / "predict" / f"{name}.ome.zarr", mode="r")
+        assert np.array_equal(store["0"][...], one)
+    print(json.dumps({"cancelled": cancelled, "arrays": ids, "retried": again,
+                      "seconds": round(time.time() - start)}))
+
+
+def test_training_runs_as_ddp_over_two_slurm_tasks(slurm, cluster_dir):
+    """`tasks: 2` and `mpi: srun` for the training rule: the job starts two processes with
+    srun, which train as one DDP run (devices from SLURM) sharing each step's batch; the weights
+    agree with a one-process run of the same command to float rounding (gradients of half
+    batches, averaged, are the gradient of the whole batch)."""
+    workdir = cluster_dir
+    # without the first test's checkpoints, which --auto-resume would continue (to the end)
+    shutil.rmtree(workdir / "results" / "train" / "rcan" / "checkpoints", ignore_errors=True)
+    proc, lines = _snakemake(workdir, "results/train/rcan/model.pt", "--forcerun", "train_model",
+                             "--set-resources", "train_model:tasks=2", "train_model:mpi=srun",
+                             "train_model:cpus_per_task=1", "--set-threads", "train_model=1",
+                             "--config", *SETTINGS)
+    assert proc.wait(timeout=900) == 0, "".join(lines)[-4000:]
+    time.sleep(0.5)
+    log = "".join(lines)
+    assert re.search(r"^Shell command: OMP_NUM_THREADS=1 srun --ntasks-per-node=2 ", log, re.M)
+    train_log = (workdir / "results" / "logs" / "train" / "rcan.log").read_text()
+    assert "Starting with 2 processes" in train_log
+    one = workdir / "local" / "model.pt"  # the first test's run outside SLURM
+    if not one.exists():  # the same command, one process, outside SLURM
+        command = re.findall(r"^Shell command: OMP_NUM_THREADS=\S+ srun \S+ \S+ (python -m srbio "
+                             r"train .*?) >", log, re.M)[-1]
+        r = subprocess.run(command.replace("--out results/train/rcan", "--out local"), shell=True,
+                           cwd=workdir, capture_output=True, text=True, env=job_env(), timeout=900)
+        assert r.returncode == 0, r.stderr[-3000:]
+    a = load_model(one)[0].state_dict()
+    b = load_model(workdir / "results" / "train" / "rcan" / "model.pt")[0].state_dict()
+    diff = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert 0 < diff < 1e-3, diff
+    print(json.dumps({"ddp_max_weight_diff": diff}))

@@ -1,0 +1,39 @@
+"""How many processes train, and each one's share of a step's batch (DDP under srun)."""
+
+import pytest
+
+from srbio.train.module import per_process_batch, process_layout
+
+SRUN = {"SLURM_STEP_ID": "0", "SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2(x2)",
+        "SLURM_NNODES": "2"}
+
+
+@pytest.fixture
+def env(monkeypatch):
+    for name in SRUN:
+        monkeypatch.delenv(name, raising=False)
+
+    def set_env(**values):
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+    return set_env
+
+
+def test_one_process_keeps_the_configured_devices(env):
+    assert process_layout(1, "auto") == (1, 1, "auto")
+    env(SLURM_STEP_ID="0", SLURM_NTASKS="1", SLURM_NTASKS_PER_NODE="1", SLURM_NNODES="1")
+    assert process_layout("auto", "auto") == ("auto", 1, "auto")  # `srun -n1`: one process
+
+
+def test_srun_tasks_give_devices_per_node_nodes_and_ddp(env):
+    env(**SRUN)
+    assert process_layout(1, "auto") == (2, 2, "ddp")
+    assert process_layout(2, "ddp_spawn") == (2, 2, "ddp_spawn")
+    with pytest.raises(ValueError, match=r"train.devices is 4, but srun started 2 tasks per node"):
+        process_layout(4, "auto")
+
+
+def test_a_steps_batch_is_shared_by_the_processes():
+    assert per_process_batch(16, 1) == 16 and per_process_batch(16, 4) == 4
+    with pytest.raises(ValueError, match="train.batch_size 10 .* multiple of 4"):
+        per_process_batch(10, 4)
