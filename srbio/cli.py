@@ -116,10 +116,12 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 def cmd_export(a: argparse.Namespace) -> None:
     """Run the export stage (missing ONNX packages or a failed check: a clear error)."""
+    (cfg,) = _sections(a, "export")
     from srbio.stages.export import run_export
 
     try:
-        run_export(a.model, a.out, a.format, overwrite=a.overwrite)
+        run_export(a.model, a.out, a.format, overwrite=a.overwrite, cfg=cfg,
+                   test_input=a.test_input)
     except RuntimeError as exc:
         raise ValueError(str(exc)) from None
 
@@ -181,6 +183,17 @@ def cmd_models(a: argparse.Namespace) -> None:
         print(f"{r['name']:{wn}s} {r['preset'] + star:{wp}s} {r['parameters']:12,d} "
               f"{r['flops_per_output_pixel']:17,.0f}  {r['reference']}")
     print("* the network's default preset (model.preset)")
+
+
+def cmd_provenance(a: argparse.Namespace) -> int:
+    """Print what made an srbio output, back through its inputs; 1 when --verify finds changes."""
+    import json
+
+    from srbio.stages.provenance import changed, format_trace, trace
+
+    result = trace(a.path, verify=a.verify)
+    print(json.dumps(result, indent=2) if a.json else format_trace(result), end="\n" * a.json)
+    return 1 if a.verify and changed(result) else 0
 
 
 def cmd_schema(a: argparse.Namespace) -> None:
@@ -308,11 +321,16 @@ def _add_model_stages(add: Adder) -> None:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = add("export", cmd_export, "export a model to TorchScript / ONNX (checked against "
-            "PyTorch)", False)
+            "PyTorch) and/or a bioimage.io model package")
     s.add_argument("--model", required=True)
     s.add_argument("--out", required=True, help="folder for the exported files + export.json")
-    s.add_argument("--format", nargs="+", choices=["torchscript", "onnx"],
-                   default=["torchscript", "onnx"])
+    s.add_argument("--format", nargs="+", choices=["torchscript", "onnx", "bioimageio"],
+                   default=["torchscript", "onnx"], help="bioimageio: a bioimage.io model "
+                   "package (bioimageio/ and model.bioimageio.zip; needs export.authors in "
+                   "--config)")
+    s.add_argument("--test-input", help="bioimageio: an LR image (TIFF/zarr) to cut the "
+                   "package's test input from (default: the model's validation patches, else "
+                   "srbio's sample)")
 
     s = add("evaluate", cmd_evaluate, "held-out metrics against bicubic/nearest baselines")
     s.add_argument("--model", required=True)
@@ -337,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="debug logging")
         if settings:
             _settings(sp)
-        if name not in ("schema", "validate", "models"):
+        if name not in ("schema", "validate", "models", "provenance"):
             _overwrite(sp)
         return sp
 
@@ -356,6 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--channels", type=int, default=1)
     s.add_argument("--network", help="only this network")
     s.add_argument("--json", action="store_true", help="a JSON list of objects")
+    s = add("provenance", cmd_provenance, "what made an srbio output: srbio version, git, "
+            "config sections and input checksums, back through its inputs", False)
+    s.add_argument("path", help="any output of srbio (file, folder, store, record, model)")
+    s.add_argument("--json", action="store_true", help="the same as JSON, for scripts")
+    s.add_argument("--verify", action="store_true", help="recompute the recorded checksums; "
+                   "exit 1 when an input changed or is missing since")
     add("schema", cmd_schema, "print the JSON schema of config.yaml", False)
     s = add("validate", cmd_validate, "validate a config file", False)
     s.add_argument("config")
@@ -374,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     received: list[int] = []
     previous = _on_signals(received)
     try:
-        args.func(args)
+        status = args.func(args)
     except (ValueError, TypeError, OSError) as exc:  # bad input, or a file system's refusal
         print(f"srbio {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -390,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for signum, handler in previous.items():
             if handler is not None:
                 signal.signal(signum, handler)
-    return 0
+    return int(status or 0)
 
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)

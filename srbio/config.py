@@ -257,7 +257,8 @@ class TrainConfig(Strict):
     """Training loop (Lightning)."""
 
     epochs: int = Field(10, ge=1)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, description="patches per step; several processes (DDP) "
+                            "share them, so any number of processes takes the same steps")
     learning_rate: float = Field(2e-4, gt=0)
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
@@ -297,7 +298,8 @@ class TrainConfig(Strict):
     perceptual: Perceptual | None = None
     adversarial: Adversarial | None = None
     devices: int | Literal["auto"] = Field(
-        1, description="devices (GPUs, or CPU processes) to train on")
+        1, description="devices (GPUs, or CPU processes) to train on; under `srun` with "
+        "several tasks per node, one per task")
     strategy: Literal["auto", "ddp", "ddp_spawn"] = Field(
         "auto", description="ddp for several devices (one process each)")
     compile: bool = Field(False, description="torch.compile the network (needs a C compiler)")
@@ -397,6 +399,69 @@ class PredictConfig(Strict):
         return self
 
 
+class Author(Strict):
+    """A person credited by a bioimage.io model package."""
+
+    name: str = Field(min_length=1, pattern=r"^[^/\\]+$", description="full name (no slash)")
+    affiliation: str | None = None
+    email: str | None = None
+    orcid: str | None = Field(None, pattern=r"^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$",
+                              description="ORCID iD, e.g. 0000-0002-1825-0097")
+    github_user: str | None = None
+
+
+class Maintainer(Strict):
+    """Someone to contact about a package (bioimage.io wants their GitHub account)."""
+
+    github_user: str = Field(min_length=1)
+    name: str | None = Field(None, min_length=1, pattern=r"^[^/\\]+$")
+    affiliation: str | None = None
+    email: str | None = None
+    orcid: str | None = Field(None, pattern=r"^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$")
+
+
+class Citation(Strict):
+    """A reference to cite with the package: a DOI, or a URL where there is none."""
+
+    text: str = Field(min_length=1)
+    doi: str | None = Field(None, pattern=r"^10\.\d{4,9}/\S+$", description="e.g. 10.1000/xyz")
+    url: str | None = Field(None, pattern=r"^https?://\S+$")
+
+    @model_validator(mode="after")
+    def _doi_or_url(self) -> Citation:
+        if not (self.doi or self.url):
+            raise ValueError(f"citation {self.text!r} needs a doi or a url")
+        return self
+
+
+class ExportConfig(Strict):
+    """What a bioimage.io model package (``srbio export --format bioimageio``) says about itself.
+
+    The network, scale, normalisation, pixel sizes and test data come from the model file;
+    this section holds what only people know: who made it, under which licence, what to cite.
+    """
+
+    authors: list[Author] = Field(
+        [], description="required for --format bioimageio: the people who made the model")
+    maintainers: list[Maintainer] = Field([], description="contacts (each with github_user); "
+                                          "default: the authors")
+    license: str = Field("CC-BY-4.0", pattern=r"^[A-Za-z0-9.+-]+$",
+                         description="SPDX identifier of the package (weights, files)")
+    cite: list[Citation] = Field(
+        [], description="references besides the network's own paper (always cited), e.g. "
+        "the publication or data set of this model")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_+\- ()]{5,128}$",
+                             description="package name (letters, digits, _+-() and spaces); "
+                             "default: 'srbio <network> x<scale> super-resolution'")
+    description: str | None = Field(None, max_length=600, description="one paragraph; default: "
+                                    "network, scale, normalisation and test data, from the model")
+    tags: list[Annotated[str, Field(min_length=1)]] = Field(
+        [], description="added to srbio's (super-resolution, 2d/3d, pytorch, network), e.g. "
+        "fluorescence-light-microscopy, cells")
+    git_repo: str | None = Field(None, pattern=r"^https?://\S+$",
+                                 description="repository where the model is developed")
+
+
 class Config(Strict):
     """The whole ``config.yaml``."""
 
@@ -416,6 +481,8 @@ class Config(Strict):
         "report, instead of `model`")
     train: TrainConfig = TrainConfig()
     predict: PredictConfig = PredictConfig()
+    export: ExportConfig = Field(ExportConfig(), description="bioimage.io packages of `srbio "
+                                 "export --format bioimageio`: authors, licence, citations")
 
     def trained_models(self) -> dict[str, tuple[ModelConfig, TrainConfig]]:
         """Label → (network, train settings) of every model the workflow trains.
@@ -622,7 +689,7 @@ SECTION_MODELS: dict[str, type[BaseModel]] = {
     "simulate": SimulateParams, "register": RegisterConfig, "crop": CropConfig,
     "enhance": EnhanceConfig, "split": SplitConfig, "normalise": NormaliseConfig,
     "patches": PatchesConfig, "model": ModelConfig, "train": TrainConfig,
-    "predict": PredictConfig,
+    "predict": PredictConfig, "export": ExportConfig,
 }
 
 

@@ -108,6 +108,41 @@ class Record(BaseModel):
         return cls.from_mapping(read_json(path), source=str(path))
 
 
+class InputFile(BaseModel):
+    """One input of a stage run as it was read: its path and checksum (:mod:`srbio.io.checksums`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: str = Field(description="what the stage read it as: its option (model, input, "
+                      "crops, fixed, …) or config key")
+    path: str = Field(description="as the stage was given it (relative to where it ran)")
+    sha256: str
+    method: Literal["file", "tree", "tree-metadata", "file-sampled"] = Field(
+        description="file: of the bytes; tree: of a folder's files' paths, sizes and bytes; "
+        "tree-metadata: the same with only metadata files' bytes (folders over 1 GiB); "
+        "file-sampled: of the size and 64 blocks of 1 MiB spread over it (files over 1 GiB)")
+    size: int = Field(description="bytes (of every file, for a folder)")
+
+
+LINEAGE = ("provenance", "config", "inputs")  # what made a record (absent from older ones)
+
+
+class Traced(Record):
+    """A record that says what made it (None in records written before srbio recorded it)."""
+
+    provenance: dict[str, Any] | None = Field(
+        default=None, description="srbio version, git revision, Python and torch versions, time")
+    config: dict[str, Any] | None = Field(
+        default=None, description="the config sections the run used, {section: values}")
+    inputs: list[InputFile] | None = Field(
+        default=None, description="every input as it was read, with its checksum")
+
+    def write(self, path: str | os.PathLike) -> Path:
+        """Write the record as JSON (atomically), what made it last."""
+        data = self.model_dump()
+        return write_json(path, {**{k: v for k, v in data.items() if k not in LINEAGE},
+                                 **{k: data[k] for k in LINEAGE if k in data}})
+
+
 class Range(BaseModel):
     """A fixed intensity range ``[vmin, vmax]`` of one modality."""
 
@@ -128,7 +163,7 @@ class Range(BaseModel):
         return self.vmin, self.vmax
 
 
-class Normalisation(Record):
+class Normalisation(Traced):
     """``normalisation.json``: one fixed range per modality, stored with the model."""
 
     KIND: ClassVar[str] = "normalisation"
@@ -146,7 +181,7 @@ class QCVerdict(BaseModel):
     on_failure: Literal["stop", "skip"] = "stop"
 
 
-class Simulation(Record):
+class Simulation(Traced):
     """``simulation.json``: how a simulated LR was made from its HR."""
 
     KIND: ClassVar[str] = "simulation"
@@ -157,7 +192,7 @@ class Simulation(Record):
     parameters: dict[str, Any]
 
 
-class Registration(Record):
+class Registration(Traced):
     """``registration.json``: the outcome and QC of registering one LR onto its HR."""
 
     KIND: ClassVar[str] = "registration"
@@ -196,7 +231,7 @@ class Registration(Record):
     qc: QCVerdict
 
 
-class Enhancement(Record):
+class Enhancement(Traced):
     """``provenance.json`` of the enhance stage: every step, in order."""
 
     KIND: ClassVar[str] = "enhancement"
@@ -206,7 +241,7 @@ class Enhancement(Record):
     dtype: str = "float32"
 
 
-class Crop(Record):
+class Crop(Traced):
     """``crop.json``: the crop boxes of a registered pair and its QC verdict."""
 
     KIND: ClassVar[str] = "crop"
@@ -224,7 +259,7 @@ class Crop(Record):
     enhancement: Enhancement | None = None
 
 
-class Patches(Record):
+class Patches(Traced):
     """``patches.json``: the patch store beside it and where its patches came from."""
 
     KIND: ClassVar[str] = "patches"
@@ -273,6 +308,8 @@ class ModelHeader(Record):
     spacing: PixelSizes | None = None
     patch_size: int | None = None
     provenance: dict[str, Any] = {}
+    inputs: list[InputFile] | None = Field(
+        default=None, description="the training inputs as read, with checksums (None: older files)")
 
 
 class Training(Record):
@@ -293,7 +330,14 @@ class Training(Record):
     resumed: bool = False
     data_wait_share: float | None = Field(
         None, description="mean share of training time spent waiting for batches")
+    threads: int | None = Field(
+        None, description="torch's CPU threads per process: sums are split by thread, so "
+        "another number gives other rounding and, after many steps, other weights")
+    processes: int | None = Field(None, description="training processes (DDP), 1 alone")
     provenance: dict[str, Any] = {}
+    inputs: list[InputFile] | None = Field(
+        default=None, description="the training inputs as read, with checksums (None: older records); "
+        "provenance holds the config sections")
 
 
 class Scores(BaseModel):
@@ -331,7 +375,7 @@ class NearDuplicate(BaseModel):
 NO_TTA = "network, no TTA"  # evaluation method: the network without test-time augmentation
 
 
-class Evaluation(Record):
+class Evaluation(Traced):
     """``evaluation.json``: held-out metrics of every pair and their mean."""
 
     KIND: ClassVar[str] = "evaluation"
@@ -359,7 +403,36 @@ class ExportedFile(BaseModel):
     test_shape: list[int]
 
 
-class Export(Record):
+class BioimageioExport(BaseModel):
+    """The bioimage.io model package of an export: where it is, what it holds, its checks."""
+
+    model_config = ConfigDict(extra="forbid")
+    folder: str = Field(description="the package as a folder (rdf.yaml and its files), "
+                        "relative to export.json")
+    zip: str = Field(description="the same package zipped, relative to export.json")
+    name: str
+    format_version: str = Field(description="bioimage.io model description format")
+    weights: dict[str, ExportedFile] = Field(description="weights format → its file in the "
+                                             "folder and its measured difference to PyTorch")
+    test_input: str = Field(description="where the test input (real data) was cut from")
+    test_shape: list[int] = Field(description="shape of test_input.npy (batch, channel, "
+                                  "[z,] y, x)")
+    halo: list[int] = Field(description="LR px of context per spatial axis ([z,] y, x) the "
+                            "package declares (as output halo × factor): the measured reach")
+    min_shape: list[int] = Field(description="smallest LR input per spatial axis")
+    factors: list[int] = Field(description="output px per input px per spatial axis")
+    tolerance: float = Field(description="absolute tolerance of the test output (HR units) "
+                             "declared in the package, relative tolerance 0")
+    validation: str | None = Field(None, description="bioimageio.spec status of the folder and "
+                                   "the zip (valid-format); None in the package's own copy")
+    test: str | None = Field(None, description="bioimageio.core test status (passed): every "
+                             "weights format reproduces the test output within the tolerance")
+    test_max_abs_diff: dict[str, float] = Field(
+        {}, description="bioimageio.core's largest |output − test output| per weights format")
+    versions: dict[str, str] = Field({}, description="bioimageio.spec and bioimageio.core used")
+
+
+class Export(Traced):
     """``export.json`` beside exported models: their source and everything to use them."""
 
     KIND: ClassVar[str] = "export"
@@ -370,9 +443,11 @@ class Export(Record):
     input: str = Field("(N, 1, H, W) float32, normalised: (x - lr.vmin) / (lr.vmax - lr.vmin)",
                        description="what the exported networks take")
     output: str = Field("(N, 1, H*scale, W*scale) float32; HR = y * (hr.vmax - hr.vmin) + hr.vmin")
+    bioimageio: BioimageioExport | None = Field(
+        None, description="the bioimage.io model package (--format bioimageio), else None")
 
 
-class Prediction(Record):
+class Prediction(Traced):
     """``<volume>.json`` beside a prediction: what was predicted with which model, how, how fast."""
 
     KIND: ClassVar[str] = "prediction"
@@ -423,6 +498,34 @@ class Prediction(Record):
     tiles: int = Field(description="tiles predicted for level 0, all runs together")
     clipped_low: int = Field(description="level-0 pixels clipped at the dtype's minimum")
     clipped_high: int = Field(description="level-0 pixels clipped at the dtype's maximum")
+
+
+REPORT_PROVENANCE = "<!-- srbio provenance: "
+
+
+class Report(Traced):
+    """What made ``report.md``, kept in the report as its last line (an HTML comment)."""
+
+    KIND: ClassVar[str] = "report"
+
+    def line(self) -> str:
+        """The report's last line: this record as JSON in an HTML comment (hidden when shown)."""
+        text = json.dumps(self.model_dump(mode="json"), separators=(",", ":"))
+        return REPORT_PROVENANCE + text.replace(">", "\\u003e") + " -->"
+
+    @classmethod
+    def from_report(cls, path: str | os.PathLike) -> Report | None:
+        """The record of a report (None: written before reports carried one)."""
+        lines = Path(path).read_text(errors="replace").splitlines()
+        found = [s for s in lines if s.startswith(REPORT_PROVENANCE) and s.endswith(" -->")]
+        if not found:
+            return None
+        text = found[-1].removeprefix(REPORT_PROVENANCE).removesuffix(" -->")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: its provenance line is not valid JSON ({exc})") from None
+        return cls.from_mapping(data, source=f"{path} (its provenance line)")
 
 
 # ----------------------------------------------------------------------------- layout
@@ -513,6 +616,8 @@ class ExportFiles(Folder):
     torchscript = File("model.torchscript.pt")
     onnx = File("model.onnx")
     record = File("export.json")
+    bioimageio = File("bioimageio", output=False)  # --format bioimageio: the package folder
+    bioimageio_zip = File("model.bioimageio.zip", output=False)  # … and the same zipped
 
 
 class EvaluateFiles(Folder):

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel
 
 from srbio.config import SplitConfig
 from srbio.core.grid import expand_mask, lateral_factors, split_bounds
 from srbio.io import read_image, read_mask
-from srbio.io.records import Crop, CropFiles
+from srbio.io.checksums import checksum
+from srbio.io.records import Crop, CropFiles, InputFile
+from srbio.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +24,23 @@ log = logging.getLogger(__name__)
 def as_spacing(values: Sequence[float] | None) -> tuple[float, ...] | None:
     """Config list → tuple (or None)."""
     return None if values is None else tuple(float(v) for v in values)
+
+
+def input_checksums(inputs: Sequence[tuple[str, str | os.PathLike]]) -> list[InputFile]:
+    """Every ``(role, path)`` a stage read, with its checksum as it is now."""
+    return [InputFile(role=role, path=str(path), **checksum(path)) for role, path in inputs]
+
+
+def lineage(config: dict[str, BaseModel], inputs: Sequence[tuple[str, str | os.PathLike]]
+            ) -> dict:
+    """What made a stage's record: its ``provenance``, ``config`` and ``inputs`` fields.
+
+    ``config`` holds the sections the run used by name, ``inputs`` the (role, path) of every
+    file or folder it read (checksummed here, by :func:`srbio.io.checksums.checksum`).
+    """
+    return {"provenance": provenance(),
+            "config": {name: section.model_dump(mode="json") for name, section in config.items()},
+            "inputs": input_checksums(inputs)}
 
 
 def split_regions(lr: np.ndarray, split: SplitConfig) -> tuple[int, dict[str, tuple[int, int]]]:

@@ -16,6 +16,7 @@ from srbio.io.atomic import replace_folder
 from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim
 from srbio.io.records import Crop, CropFiles, RegisterFiles, Registration
+from srbio.stages.common import lineage
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ def run_crop(register_dir: str | os.PathLike, hr_path: str | os.PathLike,
                   hr_spacing=list(hr_sp),
                   hr_origin_um=[a * s for (a, _), s in zip(hr_box, hr_sp, strict=True)],
                   valid_fraction_in_box=float(mask_crop.mean()), valid_fraction_kept=kept,
-                  qc=registration.qc)
+                  qc=registration.qc,
+                  **lineage({"crop": cfg}, [("registered", register_dir), ("hr", hr_path)]))
     out = CropFiles(out_dir)
     with replace_folder(out.root, "crop") as tmp:
         staged = CropFiles(tmp)

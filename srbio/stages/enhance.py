@@ -18,6 +18,7 @@ from srbio.io.atomic import replace_folder
 from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim
 from srbio.io.records import Crop, CropFiles, EnhanceFiles, Enhancement
+from srbio.stages.common import lineage
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,9 @@ def run_enhance(crop_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: En
     image, gain = fit_uint16(image)
     if gain != 1.0:
         log.warning("enhanced HR exceeded 65535: multiplied by %.4f to stay 16-bit", gain)
-    enhancement = Enhancement(source=str(src.hr), steps=steps, output_gain=gain)
+    enhancement = Enhancement(source=str(src.hr), steps=steps, output_gain=gain,
+                              **lineage({"enhance": cfg}, [("crop", crop_dir),
+                                                           *(("psf", p) for p in psfs)]))
     out = EnhanceFiles(out_dir)
     with replace_folder(out.root, "enhance") as tmp:
         staged = EnhanceFiles(tmp)

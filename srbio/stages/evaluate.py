@@ -27,7 +27,7 @@ from srbio.io.records import (
     PairEvaluation,
     Scores,
 )
-from srbio.stages.common import PreparedPair, split_regions
+from srbio.stages.common import PreparedPair, lineage, split_regions
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,8 @@ def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.Pat
                             mean_fitted=_mean(results, "fitted"),
                             network_megapixels_per_second=round(pixels / 1e6 / seconds, 4)
                             if seconds else None, device=str(device), tta=predict_cfg.tta,
-                            near_duplicates=_duplicates(pairs))
+                            near_duplicates=_duplicates(pairs),
+                            **lineage({"split": split, "predict": predict_cfg},
+                                      [("model", model_path), *(("crops", d) for d in crop_dirs)]))
         record.write(EvaluateFiles(tmp).record)
     return record

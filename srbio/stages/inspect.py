@@ -47,6 +47,7 @@ from srbio.io.records import (
 )
 from srbio.io.store import PredictionStore
 from srbio.io.view import resolve_recorded
+from srbio.provenance import provenance
 from srbio.stages.common import load_pair, split_regions
 from srbio.stages.evaluate import score_methods, upsampled
 
@@ -383,7 +384,8 @@ def write_layer(path: str | os.PathLike, data, *, spacing: Sequence[float],
                               translation=tuple(float(t) for t in translation),
                               name=name or Path(path).name.split(".")[0], axes=ngff,
                               srbio={"output": "write", "status": "incomplete",
-                                     "fingerprint": "layer", "store_id": uuid.uuid4().hex})
+                                     "fingerprint": "layer", "store_id": uuid.uuid4().hex,
+                                     "provenance": provenance()})
         _fill(PredictionStore(tmp), data, dtype)
     return Path(path)
 

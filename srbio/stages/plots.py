@@ -114,3 +114,21 @@ def training_curve(path: Path, epochs: Sequence[dict[str, float]], *, loss: str 
     b.set_ylabel("validation PSNR (dB)")
     fig.suptitle("training curve")
     _save(fig, path)
+
+
+def package_cover(path: Path, lr: np.ndarray, sr: np.ndarray, *, title: str) -> None:
+    """A bioimage.io cover (2:1): the test input and the network's output side by side.
+
+    Both show the same field of view (the middle plane of a volume), each at its own display
+    range (0.5–99.8 percentiles), the input's pixels drawn as they are (nearest).
+    """
+    plane = (lambda x: x[x.shape[0] // 2]) if lr.ndim == 3 else (lambda x: x)
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    for ax, img, label in zip(fig.subplots(1, 2), (plane(lr), plane(sr)),
+                              (f"input (LR) {lr.shape}", f"output {sr.shape}"), strict=True):
+        lo, hi = np.percentile(img, (0.5, 99.8))
+        ax.imshow(img, cmap="magma", vmin=lo, vmax=max(hi, lo + 1e-6), interpolation="nearest")
+        ax.set_title(label, fontsize=10)
+        ax.set_axis_off()
+    fig.suptitle(title, fontsize=11)
+    _save(fig, path, dpi=100)

@@ -28,6 +28,7 @@ from srbio.config import PredictConfig
 from srbio.core.grid import check_resampling, resample_plane
 from srbio.io import image_origin
 from srbio.io.axes import SeriesAxis
+from srbio.io.checksums import sha256_file
 from srbio.io.image import load_pixels, open_series
 from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim, remove
@@ -35,7 +36,7 @@ from srbio.io.records import ModelHeader, Prediction, prediction_record_path
 from srbio.io.store import PredictionStore, progress_folder
 from srbio.models.registry import network_info
 from srbio.provenance import provenance
-from srbio.stages.common import as_spacing
+from srbio.stages.common import as_spacing, lineage
 
 if TYPE_CHECKING:
     from srbio.inference.monitor import Monitor
@@ -227,14 +228,6 @@ def open_job(job: PredictJob):
     return _predictor(model, header, job.cfg, device, job.halo), data, PredictionStore(job.output)
 
 
-def _digest(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _stamp(path: str | os.PathLike) -> list:
     """Size and modification time of a file, or of a zarr store's metadata files.
 
@@ -261,7 +254,7 @@ def fingerprint(model_path, input_path, data, sp, origin, cfg: PredictConfig,
     """
     settings = cfg.model_dump(mode="json", exclude={"volumes", "model", "workers", "parts",
                                                     "batch_size", "device"})
-    payload = {"model": _digest(model_path), "input": str(Path(input_path).resolve()),
+    payload = {"model": sha256_file(model_path), "input": str(Path(input_path).resolve()),
                "stamp": _stamp(input_path),
                "shape": list(data.shape), "dtype": str(data.dtype), "spacing": list(sp),
                "origin": list(origin), "settings": settings, "srbio": provenance()["srbio"]}
@@ -554,7 +547,8 @@ def _finish(job: _Opened, record_path: Path, start: float, *, computed: dict | N
         parts=max(1, len(runs)) if computed is None else 1, seconds=round(seconds, 3),
         megapixels_per_second=round(pixels / 1e6 / seconds, 4) if pixels else None,
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        tiles=tiles, clipped_low=low, clipped_high=high)
+        tiles=tiles, clipped_low=low, clipped_high=high,
+        **lineage({"predict": cfg}, [("model", job.job.model), ("input", job.job.input)]))
     store.complete({**record.model_dump(mode="json"),
                     "model_header": job.header.model_dump(mode="json", exclude={"provenance"})})
     record.write(record_path)

@@ -18,7 +18,7 @@ from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim
 from srbio.io.patches import write_patches
 from srbio.io.records import Normalisation, Patches, Range, patches_record_path
-from srbio.stages.common import PreparedPair, load_pairs, split_regions
+from srbio.stages.common import PreparedPair, lineage, load_pairs, split_regions
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ def run_normalise(crop_dirs: Sequence[str | os.PathLike], out_json: str | os.Pat
                                  f" of the training pairs")
         log.info("normalisation %s: vmin %.2f vmax %.2f (%s)", name, ranges[name].vmin,
                  ranges[name].vmax, ranges[name].source)
-    record = Normalisation(**ranges)
+    record = Normalisation(**ranges, **lineage({"normalise": cfg, "split": split},
+                                               [("crops", d) for d in crop_dirs]))
     record.write(out_json)
     return record
 
@@ -122,7 +123,8 @@ def run_patches(crop_dirs: Sequence[str | os.PathLike], out_path: str | os.PathL
     record = Patches(store=str(Path(out_path)), scale=scales.pop(), size=cfg.size,
                      depth=cfg.depth,
                      counts={k: len(v) for k, v in arrays.items()}, pairs=[c.name for c in pairs],
-                     lr_spacing=lr_spacing, hr_spacing=hr_spacing, split=split.model_dump())
+                     lr_spacing=lr_spacing, hr_spacing=hr_spacing, split=split.model_dump(),
+                     **lineage({"patches": cfg, "split": split}, [("crops", d) for d in crop_dirs]))
     record.write(record_path)
     # one dict argument would be taken as a mapping of named arguments: pass it as text
     log.info("patches: %s", ", ".join(f"{k} {v}" for k, v in record.counts.items()))

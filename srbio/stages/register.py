@@ -22,7 +22,7 @@ from srbio.io.atomic import replace_folder
 from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim
 from srbio.io.records import QCVerdict, RegisterFiles, Registration
-from srbio.stages.common import as_spacing
+from srbio.stages.common import as_spacing, lineage
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,9 @@ def _record(x: _Inputs, result: reg.RegistrationResult, v: RegistrationViews,
         "stages": result.stages, "seconds": round(result.seconds, 3),
         "valid_fraction": float(v.mask.mean()),
         "fixed_pixels": pixel_digest(x.fixed), "moving_pixels": pixel_digest(x.moving),
-        "fill": cfg.fill, "erode_px": cfg.erode_px}
+        "fill": cfg.fill, "erode_px": cfg.erode_px,
+        **lineage({"register": cfg}, [("fixed", paths[0]), ("moving", paths[1]),
+                                      *([("truth", truth[0])] if truth else [])])}
     if v.displacement is not None:
         inside = v.displacement[v.mask] if v.mask.any() else v.displacement.ravel()
         values.update(bspline_max_um=float(inside.max()), bspline_mean_um=float(inside.mean()))

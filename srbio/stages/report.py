@@ -16,9 +16,11 @@ from srbio.io.records import (
     Normalisation,
     RegisterFiles,
     Registration,
+    Report,
     TrainFiles,
     Training,
 )
+from srbio.stages.common import lineage
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +167,9 @@ def run_report(out_md: str | os.PathLike, *, evaluation: Sequence[str | os.PathL
     lines += [*_registration(regs, rel), "", *_normalisation(Normalisation.read(normalisation))]
     for label, (_, tr, curve) in models.items():
         lines += _training(label, tr, curve, rel)
+    read = [*(("evaluation", e) for e in evaluation), *(("training", t) for t in training),
+            ("normalisation", normalisation), *(("registrations", r) for r in registrations)]
+    lines += ["", Report(**lineage({}, read)).line()]
     with atomic_path(out_md) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     log.info("report written to %s", out_md)

@@ -15,7 +15,7 @@ from srbio.io.atomic import replace_folder
 from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim
 from srbio.io.records import SimulateFiles, Simulation
-from srbio.stages.common import as_spacing
+from srbio.stages.common import as_spacing, lineage
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,9 @@ def run_simulate(hr_path: str | os.PathLike, out_dir: str | os.PathLike, params:
     sim = simulate_with(hr, spacing, params, psf=psf, psf_spacing=psf_spacing)
     out = SimulateFiles(out_dir)
     record = Simulation(hr=str(hr_path), hr_spacing=list(spacing), lr_spacing=list(sim.spacing),
-                        lr_shape=list(sim.lr.shape), parameters=sim.parameters)
+                        lr_shape=list(sim.lr.shape), parameters=sim.parameters,
+                        **lineage({"simulate": params},
+                                  [("hr", hr_path), *([("psf", params.psf)] if params.psf else [])]))
     with replace_folder(out.root, "simulate") as tmp:
         staged = SimulateFiles(tmp)
         sitk.WriteTransform(sim.transform, str(staged.truth))

@@ -14,9 +14,12 @@ import numpy as np
 
 from srbio.config import ModelConfig, TrainConfig
 from srbio.io.atomic import atomic_files
+from srbio.io.checksums import sha256_file
 from srbio.io.locks import releases_claims
 from srbio.io.outputs import claim, mark_folder, process_rank
 from srbio.io.records import (
+    LINEAGE,
+    InputFile,
     ModelHeader,
     NetworkSpec,
     Normalisation,
@@ -28,8 +31,11 @@ from srbio.io.records import (
 )
 from srbio.models.registry import check_scale, network_info
 from srbio.provenance import provenance
+from srbio.stages.common import input_checksums
+from srbio.train.layout import check_layout, processes
 
 log = logging.getLogger(__name__)
+LINEAGE_KEYS = set(LINEAGE)
 
 
 def epochs_table(logs: Path) -> list[dict[str, float]]:
@@ -55,15 +61,30 @@ def epochs_table(logs: Path) -> list[dict[str, float]]:
 
 
 def _digest(path: Path) -> str:
-    """sha256 of a file, or of a folder's file names and sizes (a zarr store)."""
+    """sha256 of a file, or of a folder's file names and sizes (a zarr store), 16 hex digits.
+
+    A record's what-made-it fields (time, versions, checksums: ``LINEAGE``) are left out, so
+    an upstream stage run again to the same result leaves the fingerprint as it was.
+    """
+    if not path.is_dir():
+        data = _json(path) if path.suffix == ".json" else None
+        if isinstance(data, dict) and LINEAGE_KEYS & data.keys():
+            kept = {k: v for k, v in data.items() if k not in LINEAGE_KEYS}
+            return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
+        return sha256_file(path)[:16]
     h = hashlib.sha256()
-    if path.is_dir():
-        for p in sorted(path.rglob("*")):
-            if p.is_file():
-                h.update(f"{p.relative_to(path)}:{p.stat().st_size}".encode())
-    else:
-        h.update(path.read_bytes())
+    for p in sorted(path.rglob("*")):
+        if p.is_file():
+            h.update(f"{p.relative_to(path)}:{p.stat().st_size}".encode())
     return h.hexdigest()[:16]
+
+
+def _json(path: Path) -> object:
+    """A JSON file's content, or None when it is no JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
 
 
 def read_inputs(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
@@ -159,6 +180,17 @@ def _fit_options(cfg: TrainConfig) -> dict:
             "adversarial": cfg.adversarial.model_dump() if cfg.adversarial else None,
             "devices": cfg.devices, "strategy": cfg.strategy, "compile": cfg.compile,
             "max_minutes": cfg.max_minutes, "checkpoint_every_steps": cfg.checkpoint_every_steps}
+
+
+def _lineage(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
+             model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[dict, list[InputFile]]:
+    """The run's provenance (with its config sections) and its inputs' checksums."""
+    prov = provenance(config={"model": model_cfg.model_dump(), "train": train_cfg.model_dump()},
+                      inputs={p: _digest(Path(p))
+                              for p in train_inputs(patches_path, norm_json, train_cfg)})
+    roles = [("patches", patches_path), ("patches record", patches_record_path(patches_path)),
+             ("normalisation", norm_json), *train_cfg.input_files().items()]
+    return prov, input_checksums(roles)
 
 
 def train_inputs(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
@@ -268,6 +300,7 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
               inputs=train_inputs(patches_path, norm_json, train_cfg))
     patches, norm = read_inputs(patches_path, norm_json, model_cfg)
     _check_files(train_cfg)
+    check_layout(train_cfg.devices, train_cfg.strategy, train_cfg.batch_size)
     run_id = fingerprint(patches_path, norm_json, model_cfg, train_cfg)
     last = Path(out_dir) / "checkpoints" / "last.ckpt"
     if auto_resume:
@@ -300,26 +333,28 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
                     progress=progress, fingerprint=run_id, **_fit_options(train_cfg))
     if net is None:
         return None
-    prov = provenance(config={"model": model_cfg.model_dump(), "train": train_cfg.model_dump()},
-                      inputs={p: _digest(Path(p))
-                              for p in train_inputs(patches_path, norm_json, train_cfg)})
+    prov, inputs = _lineage(patches_path, norm_json, model_cfg, train_cfg)
     record = _record(train, val, net, spec, model_cfg, train_cfg, resume,
-                     time.perf_counter() - start, logs, prov)
-    _write(out, net, _header(patches, norm, spec, record.provenance), record, train_cfg)
+                     time.perf_counter() - start, logs, prov, inputs)
+    _write(out, net, _header(patches, norm, spec, prov, inputs), record, train_cfg)
     return out
 
 
-def _header(patches: Patches, norm: Normalisation, spec: NetworkSpec, prov: dict
-            ) -> ModelHeader:
+def _header(patches: Patches, norm: Normalisation, spec: NetworkSpec, prov: dict,
+            inputs: list[InputFile]) -> ModelHeader:
     """The model file's header."""
     return ModelHeader(network=spec, normalisation=norm, patch_size=patches.size,
                        spacing=PixelSizes(lr=patches.lr_spacing, hr=patches.hr_spacing)
-                       if patches.lr_spacing and patches.hr_spacing else None, provenance=prov)
+                       if patches.lr_spacing and patches.hr_spacing else None, provenance=prov,
+                       inputs=inputs)
 
 
 def _record(train, val, net, spec: NetworkSpec, model_cfg: ModelConfig, train_cfg: TrainConfig,
-            resume: bool, seconds: float, logs: Path, prov: dict) -> Training:
+            resume: bool, seconds: float, logs: Path, prov: dict,
+            inputs: list[InputFile] | None = None) -> Training:
     """``training.json``: the run, epoch by epoch, and its provenance."""
+    import torch
+
     from srbio.models import count_parameters
 
     table = epochs_table(logs)
@@ -331,4 +366,6 @@ def _record(train, val, net, spec: NetworkSpec, model_cfg: ModelConfig, train_cf
                     bicubic_val_psnr=bicubic_psnr(val),
                     stopped_early=len(table) < train_cfg.epochs, resumed=resume,
                     data_wait_share=round(float(np.mean(waits)), 4) if waits else None,
-                    provenance=prov)
+                    threads=torch.get_num_threads(),
+                    processes=processes(train_cfg.devices, train_cfg.strategy),
+                    provenance=prov, inputs=inputs)

@@ -77,3 +77,32 @@ def test_stores_and_their_records_map_both_ways():
     assert patches_store_path(r.patches.record) == r.patches.store
     assert patches_record_path(r.patches.store) == r.patches.record
     assert prediction_store_path(r.prediction("v").record) == r.prediction("v").store
+
+
+def test_what_made_a_record_is_optional_and_written_last(tmp_path):
+    from srbio.io.records import LINEAGE, InputFile
+
+    data = json.loads(_crop().write(tmp_path / "old.json").read_text())
+    assert all(data.pop(key) is None for key in LINEAGE)  # written, as null, when unknown
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))  # as older srbio wrote it: no such fields
+    back = Crop.read(path)
+    assert (back.provenance, back.config, back.inputs) == (None, None, None)
+    new = _crop(provenance={"srbio": "0.1.0"}, config={"crop": {"box": "valid_bbox"}},
+                inputs=[InputFile(role="hr", path="hr.tif", sha256="0" * 64, method="file",
+                                  size=3)])
+    keys = list(json.loads(new.write(tmp_path / "new.json").read_text()))
+    assert keys[0] == "record" and keys[-3:] == list(LINEAGE)
+    assert Crop.read(tmp_path / "new.json") == new
+
+
+def test_a_report_carries_its_record_in_its_last_line(tmp_path):
+    from srbio.io.records import Report
+
+    rec = Report(config={}, inputs=[], provenance={"srbio": "0.1.0", "note": "a --> b"})
+    path = tmp_path / "report.md"
+    path.write_text("# srbio report\n\ntext\n" + rec.line() + "\n")
+    assert rec.line().startswith("<!-- srbio provenance: {") and rec.line().count("-->") == 1
+    assert Report.from_report(path) == rec
+    path.write_text("# srbio report\n\nwritten before reports carried their record\n")
+    assert Report.from_report(path) is None
