@@ -8,6 +8,8 @@ import re
 import shlex
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+
 from srbio.config import (
     deep_update,
     model_settings,
@@ -51,6 +53,26 @@ PARTS = CFG.predict.parts  # predict jobs per volume: > 1 scatters each (rules/p
 def train_extra(w):
     """Files a model's training reads besides the patches: a model to fine-tune from, VGG weights."""
     return list(MODELS[w.model][1].input_files().values())
+
+
+def launcher(wildcards, resources, threads):
+    """`srun` starting one training process per SLURM task (DDP), or nothing: one process.
+
+    With resources `mpi: "srun"` and `tasks` (one node) or `tasks_per_node` (with `nodes`)
+    above 1 (profiles/slurm shows how), the job's shell runs `srun --ntasks-per-node=T
+    --cpus-per-task=C` (srun does not pass on the job's CPUs per task); srbio train takes its
+    devices and nodes from the tasks srun started.
+    """
+    per_node = resources.get("tasks_per_node") or resources.get("tasks") or 1
+    if not resources.get("mpi") or int(per_node) <= 1:
+        return ""
+    nodes = int(resources.get("nodes") or 1)
+    if nodes > 1 and not resources.get("tasks_per_node"):
+        raise WorkflowError(f"train_model: nodes={nodes} with tasks={per_node}: give "
+                            "tasks_per_node (the tasks of each node) instead of tasks")
+    cpus = int(resources.get("cpus_per_task") or threads)
+    return (f"{resources.mpi} --ntasks-per-node={int(per_node)} --nodes={nodes} "
+            f"--cpus-per-task={cpus} --kill-on-bad-exit=1 ")
 
 
 def settings(*sections, **exclude):

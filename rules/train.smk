@@ -2,20 +2,6 @@
 # held-out regions; write the report comparing them
 
 
-def launcher(wildcards, resources):
-    """`srun` starting one training process per SLURM task (DDP), or nothing: one process.
-
-    With resources `mpi: "srun"` and `tasks` (one node) or `tasks_per_node` (with `nodes`)
-    above 1 (profiles/slurm shows how), the job's shell runs `srun --ntasks-per-node=T`;
-    srbio train takes its devices and nodes from the tasks srun started.
-    """
-    per_node = resources.get("tasks_per_node") or resources.get("tasks") or 1
-    if not resources.get("mpi") or int(per_node) <= 1:
-        return ""
-    nodes = f" --nodes={resources.nodes}" if resources.get("nodes") else ""
-    return f"{resources.mpi} --ntasks-per-node={int(per_node)}{nodes} --kill-on-bad-exit=1 "
-
-
 rule train_model:
     input:
         patches=rules.patches.output[0],

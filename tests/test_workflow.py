@@ -243,6 +243,14 @@ def _kill_group_when(proc, ready, timeout=600):
     return [line for line in ps if not line.lstrip().startswith("Z")]
 
 
+def _finished_blocks(progress):
+    """Whether a prediction's progress logs (beside its store) name a finished block."""
+    try:
+        return any(p.is_file() and p.stat().st_size for p in progress.rglob("*"))
+    except OSError:  # the folder went away: the store is complete
+        return False
+
+
 def _writers(workdir):
     """Processes (other than this one) whose working directory is in ``workdir``."""
     found = []
@@ -288,8 +296,7 @@ def test_a_killed_workflow_recovers_to_the_outputs_of_an_uninterrupted_run(workd
         assert locked.returncode != 0 and "--unlock" in locked.stderr + locked.stdout
         assert run("--unlock", *command[1:], cwd=workdir).returncode == 0
         proc = _start(workdir, command, log)
-        left = _kill_group_when(proc, lambda: any(p.stat().st_size for p in progress.rglob("*")
-                                                  if p.is_file()))  # a block is finished
+        left = _kill_group_when(proc, lambda: _finished_blocks(progress))
         assert not left and not _writers(workdir), left
         assert run("--unlock", *command[1:], cwd=workdir).returncode == 0
         assert _start(workdir, command, log).wait(timeout=900) == 0

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 
 FINGERPRINT_KEY = "srbio_fingerprint"
 
@@ -126,10 +127,20 @@ class CheckpointOnSignal(L.Callback):
                 signal.signal(sig, self._note)
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *_) -> None:
-        """After a signal: save the step just finished, then leave the loop."""
-        if self.received is not None:
+        """After a signal: save the step just finished, then leave the loop.
+
+        In a DDP run SLURM signals each process on its own, maybe a step apart: the processes
+        agree after every step whether any of them was signalled, so all save the same step
+        and leave together (one saving while another waits in the next step's gradient
+        exchange would wait for ever).
+        """
+        signum = self.received or 0
+        if trainer.world_size > 1:
+            signum = int(trainer.strategy.reduce(torch.tensor(float(signum), device=module.device),
+                                                 reduce_op="max").item())
+        if signum:
             trainer.save_checkpoint(self.path)
-            raise _SignalInTraining(self.received, trainer.global_step)
+            raise _SignalInTraining(signum, trainer.global_step)
 
     def restore(self) -> None:
         """Give the signals back to the handlers they had."""

@@ -32,8 +32,10 @@ class EpochSampler(Sampler):
 
     Lightning calls :meth:`set_epoch` at the start of every epoch, also after a resume. In a
     distributed (DDP) run each process takes every ``world``-th item of the same order, from
-    its rank on (the order wraps round so every process gets as many items), so the processes
-    together see each patch once per epoch, whatever their number.
+    its rank on, so the processes' i-th batches (each ``1/world`` of a step's batch) together
+    are the one-process run's i-th batch. The order is cut to a multiple of ``world`` (at most
+    ``world - 1`` patches of an epoch's order left out) so every process takes as many items
+    and no patch is seen twice in an epoch; fewer patches than processes wrap round instead.
     """
 
     def __init__(self, n: int, *, seed: int = 0) -> None:
@@ -48,13 +50,13 @@ class EpochSampler(Sampler):
         order = np.random.default_rng((self.seed, self.epoch)).permutation(self.n)
         rank, world = _world()
         if world > 1:
-            order = np.resize(order, len(self) * world)[rank::world]
+            order = np.resize(order, len(self) * world)[rank::world]  # a cut, or a wrap
         skip, self.skip = self.skip, 0
         return iter([(self.epoch, int(i)) for i in order[skip:]])
 
     def __len__(self) -> int:
         _, world = _world()
-        return -(-self.n // world)
+        return self.n // world if self.n >= world else 1
 
 
 class PatchDataset(Dataset):

@@ -30,6 +30,7 @@ from srbio.train.callbacks import (
     _SignalInTraining,
 )
 from srbio.train.data import EpochSampler, PatchDataset
+from srbio.train.layout import per_process_batch, process_layout
 from srbio.train.losses import PixelLoss
 
 log = logging.getLogger(__name__)
@@ -197,35 +198,6 @@ def _cluster() -> list:
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
-def process_layout(devices: int | str, strategy: str) -> tuple[int | str, int, str]:
-    """Devices per node, nodes and strategy: SLURM's when ``srun`` started several tasks.
-
-    ``srun --ntasks-per-node=T`` (on N nodes) starts one process per task: DDP with ``T``
-    devices on each of ``N`` nodes, whatever ``train.devices`` says unless it disagrees.
-    """
-    env = os.environ
-    tasks = env.get("SLURM_NTASKS_PER_NODE", "").split("(")[0]  # e.g. "2(x3)": 2 on 3 nodes
-    if not tasks or "SLURM_STEP_ID" not in env or int(env.get("SLURM_NTASKS", "1")) <= 1:
-        return devices, 1, strategy
-    if devices not in (1, "auto", int(tasks)):
-        raise ValueError(f"train.devices is {devices}, but srun started {tasks} tasks per node "
-                         f"(SLURM_NTASKS_PER_NODE): one process per device; make them agree")
-    return int(tasks), int(env.get("SLURM_NNODES", "1")), "ddp" if strategy == "auto" else strategy
-
-
-def per_process_batch(batch_size: int, processes: int) -> int:
-    """Each process's share of the patches of one step (``batch_size`` is the step's total).
-
-    So a run on any number of processes takes the same steps over the same batches (the
-    samplers interleave one order), and DDP's mean of the processes' gradients is the
-    gradient of the whole batch.
-    """
-    if batch_size % processes:
-        raise ValueError(f"train.batch_size {batch_size} is the patches of one step, shared by "
-                         f"{processes} processes: it must be a multiple of {processes}")
-    return batch_size // processes
-
-
 def _fit_or_interrupt(trainer: L.Trainer, *args: Any, stop: CheckpointOnSignal,
                       **kwargs: Any) -> None:
     """``trainer.fit``; a signal that stopped it is raised as :class:`KeyboardInterrupt`.
@@ -295,15 +267,10 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
     callbacks += [skip, stop]
     if fingerprint:
         callbacks.append(Fingerprint(fingerprint))
-    devices, nodes, strategy = process_layout(devices, strategy)
-    trainer = L.Trainer(
-        max_epochs=epochs, max_time=None if max_minutes is None else
-        {"seconds": round(60 * max_minutes)}, accelerator=accelerator, devices=devices,
-        num_nodes=nodes, strategy=strategy, precision=precision,
-        gradient_clip_val=None if adversarial else grad_clip, callbacks=callbacks,
-        logger=_loggers(log_dir), enable_progress_bar=progress, log_every_n_steps=1,
-        enable_model_summary=False, use_distributed_sampler=False,  # EpochSampler shards
-        plugins=_cluster())
+    trainer = _trainer(callbacks, log_dir, epochs=epochs, max_minutes=max_minutes,
+                       accelerator=accelerator, devices=devices, strategy=strategy,
+                       precision=precision, grad_clip=None if adversarial else grad_clip,
+                       progress=progress)
     skip.batch_size = per_process_batch(batch_size, trainer.world_size)
     loaders = _loaders(train, val, order, skip.batch_size, num_workers,
                        drop_last=len(train) > batch_size)
@@ -314,6 +281,21 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
     if not adversarial:
         _load_best(module, best)
     return module.net.cpu().eval(), log_dir
+
+
+def _trainer(callbacks: list[L.Callback], log_dir: Path, *, epochs: int,
+             max_minutes: float | None, accelerator: str, devices: int | str, strategy: str,
+             precision: str, grad_clip: float | None, progress: bool) -> L.Trainer:
+    """Lightning's trainer: one process, or DDP over the tasks srun started."""
+    devices, nodes, strategy = process_layout(devices, strategy)
+    return L.Trainer(
+        max_epochs=epochs, max_time=None if max_minutes is None else
+        {"seconds": round(60 * max_minutes)}, accelerator=accelerator, devices=devices,
+        num_nodes=nodes, strategy=strategy, precision=precision, gradient_clip_val=grad_clip,
+        callbacks=callbacks, logger=_loggers(log_dir), enable_progress_bar=progress,
+        log_every_n_steps=1, enable_model_summary=False,
+        use_distributed_sampler=False,  # EpochSampler shards
+        plugins=_cluster())
 
 
 def _loaders(train: PatchDataset, val: PatchDataset, order: EpochSampler, batch_size: int,

@@ -2,10 +2,12 @@
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -285,6 +287,13 @@ def test_auto_resume_continues_the_same_run_and_restarts_a_changed_one(prepared,
     same_name.write_text(args[1].read_text())
     assert fingerprint(args[0], same_name, ModelConfig(preset="tiny"), cfg) == base
     assert fingerprint(args[0], norm, ModelConfig(preset="tiny"), cfg) != base
+    # the normalisation made again to the same values, at another time by another version
+    record = json.loads(args[1].read_text())
+    assert "provenance" in record
+    record["provenance"] = {**record["provenance"], "created": "2030-01-01T00:00:00+0000",
+                            "srbio": "9.9"}
+    same_name.write_text(json.dumps(record, indent=1))
+    assert fingerprint(args[0], same_name, ModelConfig(preset="tiny"), cfg) == base
 
 
 @pytest.mark.slow
@@ -313,3 +322,35 @@ def test_a_signal_checkpoints_the_step_and_auto_resume_finishes_the_same_run(pre
     a = load_model(full.model)[0].state_dict()
     b = load_model(tmp_path / "cut" / "model.pt")[0].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # bit-identical on CPU
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_ddp_process_stops_both_at_one_checkpointed_step(prepared, tmp_path):
+    """SLURM signals each task of a DDP run on its own: a SIGUSR1 to the second process alone
+    stops both processes at the same step, checkpointed (none waits for ever for the other),
+    and --auto-resume finishes the run with the weights of an uninterrupted DDP run."""
+    args = (prepared / "patches.zarr", prepared / "normalisation.json")
+    cfg = TrainConfig(epochs=4, batch_size=8, learning_rate=1e-3, checkpoint_every_steps=None,
+                      devices=2, strategy="ddp", accelerator="cpu")
+    full = subprocess.run(_train_command(args, tmp_path / "full", cfg), capture_output=True,
+                          text=True, timeout=600)
+    assert full.returncode == 0, full.stderr[-2000:]
+    cmd = _train_command(args, tmp_path / "cut", cfg, "--auto-resume")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
+    while not last.exists() and proc.poll() is None:  # the end of epoch 0
+        time.sleep(0.01)
+    time.sleep(0.3)  # into epoch 1
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    ranks = [pid for pid in children if "srbio" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert len(ranks) == 1, children  # Lightning's launcher starts rank 1 as a new process
+    os.kill(int(ranks[0]), signal.SIGUSR1)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGUSR1, err[-2000:]
+    step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    assert f"training checkpointed at step {step}" in err and 32 < step < 4 * 32
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "resuming from" in again.stderr, again.stderr[-2000:]
+    a = load_model(tmp_path / "full" / "model.pt")[0].state_dict()
+    b = load_model(tmp_path / "cut" / "model.pt")[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -89,21 +89,29 @@ def test_missing_vgg_or_init_files_fail_before_training(prepared, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_with_two_cpu_processes_trains_and_writes_once(prepared, tmp_path):
-    settings = {"model": {"preset": "tiny"},
-                "train": {"epochs": 2, "batch_size": 16, "devices": 2, "strategy": "ddp",
-                          "accelerator": "cpu"}}
-    out = tmp_path / "ddp"
-    r = subprocess.run([sys.executable, "-m", "srbio", "train", "--patches",
-                        prepared / "patches.zarr", "--normalisation",
-                        prepared / "normalisation.json", "--out", out,
-                        "--settings", json.dumps(settings), "--quiet"],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["global_step"] == 2 * 8  # 256 patches / 2 processes / 16 per batch, 2 epochs
-    assert Training.read(out / "training.json").epochs[-1]["epoch"] == 1
-    load_model(out / "model.pt")
+def test_ddp_with_two_cpu_processes_takes_the_steps_and_weights_of_one(prepared, tmp_path):
+    """batch_size is a step's batch, shared by the processes: two DDP processes take the
+    steps of one process over the same batches, to the same weights up to float rounding."""
+    models = {}
+    for devices in (2, 1):
+        settings = {"model": {"preset": "tiny"},
+                    "train": {"epochs": 2, "batch_size": 16, "devices": devices,
+                              "strategy": "ddp" if devices > 1 else "auto",
+                              "accelerator": "cpu"}}
+        out = tmp_path / f"d{devices}"
+        r = subprocess.run([sys.executable, "-m", "srbio", "train", "--patches",
+                            prepared / "patches.zarr", "--normalisation",
+                            prepared / "normalisation.json", "--out", out,
+                            "--settings", json.dumps(settings), "--quiet"],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu",
+                          weights_only=True)
+        assert ckpt["global_step"] == 2 * 16  # 256 patches / 16 per step, 2 epochs
+        assert Training.read(out / "training.json").epochs[-1]["epoch"] == 1
+        models[devices] = load_model(out / "model.pt")[0].state_dict()
+    diff = max(float((models[1][k] - models[2][k]).abs().max()) for k in models[1])
+    assert 0 < diff < 1e-4, diff
 
 
 @pytest.mark.slow

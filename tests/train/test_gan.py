@@ -33,9 +33,17 @@ def test_ddp_processes_share_each_epoch_without_overlap(monkeypatch):
         sampler = data.EpochSampler(10, seed=4)
         sampler.set_epoch(2)
         items = list(sampler)
-        assert len(items) == len(sampler) == 4 and {e for e, _ in items} == {2}
+        assert len(items) == len(sampler) == 3 and {e for e, _ in items} == {2}
         seen += [i for _, i in items]
-    assert set(seen) == set(range(10)) and len(seen) == 12  # 2 wrapped round to even out
+    assert len(set(seen)) == len(seen) == 9  # cut to a multiple of 3: no patch twice
+    monkeypatch.setattr(data, "_world", lambda: (0, 1))
+    one = data.EpochSampler(10, seed=4)
+    one.set_epoch(2)
+    order = [i for _, i in one]
+    assert seen == [order[k] for r in range(3) for k in range(r, 9, 3)]  # interleaved shares
+    for rank in (0, 1, 2):  # fewer patches than processes: they wrap round
+        monkeypatch.setattr(data, "_world", lambda rank=rank: (rank, 3))
+        assert len(list(data.EpochSampler(2, seed=4))) == 1
     monkeypatch.setattr(data, "_world", lambda: (0, 1))
     whole = [i for _, i in data.EpochSampler(10, seed=4).__iter__()]
     assert sorted(whole) == list(range(10))

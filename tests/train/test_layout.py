@@ -2,9 +2,9 @@
 
 import pytest
 
-from srbio.train.module import per_process_batch, process_layout
+from srbio.train.layout import check_layout, per_process_batch, process_layout
 
-SRUN = {"SLURM_STEP_ID": "0", "SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2(x2)",
+SRUN = {"SLURM_STEP_ID": "0", "SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2",
         "SLURM_NNODES": "2"}
 
 
@@ -37,3 +37,13 @@ def test_a_steps_batch_is_shared_by_the_processes():
     assert per_process_batch(16, 1) == 16 and per_process_batch(16, 4) == 4
     with pytest.raises(ValueError, match="train.batch_size 10 .* multiple of 4"):
         per_process_batch(10, 4)
+
+
+def test_a_bad_layout_is_refused_before_training_touches_anything(env):
+    check_layout(1, "auto", 10)  # one process: any batch
+    env(**SRUN)
+    with pytest.raises(ValueError, match="train.batch_size 10 .* shared by 4 processes"):
+        check_layout(1, "auto", 10)
+    env(SLURM_NTASKS_PER_NODE="2(x2)")
+    with pytest.raises(ValueError, match=r"SLURM variable SLURM_NTASKS_PER_NODE is '2\(x2\)', expected"):
+        check_layout(1, "auto", 16)
