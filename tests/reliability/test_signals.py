@@ -19,10 +19,17 @@ from srbio.io.records import prediction_record_path
 from srbio.stages.train import run_train
 
 
+def _interruptible() -> None:
+    """SIGINT as in a terminal: a shell's background job (a CI runner's, say) inherits it
+    ignored, and Python then keeps it ignored, as srbio does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _srbio(*args) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "srbio", *map(str, args)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=_interruptible)
 
 
 def _until(check, proc, timeout=120):
