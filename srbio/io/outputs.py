@@ -37,9 +37,10 @@ _RECORD_STAGES = {"simulation": "simulate", "registration": "register", "crop": 
                   "export": "export"}
 
 
-def _json(path: Path) -> dict | None:
+def read_json_or_none(path: str | os.PathLike) -> dict | None:
+    """A JSON file's object, or None when it is absent, unreadable, no JSON or no object."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -49,14 +50,14 @@ def owner(path: str | os.PathLike) -> str | None:
     """The srbio stage whose output ``path`` is, or None (absent, or not written by srbio)."""
     path = Path(path)
     if path.is_dir() and not path.is_symlink():
-        marker = _json(path / MARKER)
+        marker = read_json_or_none(path / MARKER)
         if marker is not None and isinstance(marker.get("stage"), str):
             return marker["stage"]
-        meta = _json(path / "zarr.json")
+        meta = read_json_or_none(path / "zarr.json")
         srbio = ((meta or {}).get("attributes") or {}).get("srbio")
         return srbio.get("output") if isinstance(srbio, dict) else None
     if path.is_file() and path.suffix == ".json":
-        tag = (_json(path) or {}).get("record")
+        tag = (read_json_or_none(path) or {}).get("record")
         if isinstance(tag, str) and tag.startswith("srbio."):
             kind = tag.removeprefix("srbio.").split("/")[0]
             return _RECORD_STAGES.get(kind, kind)

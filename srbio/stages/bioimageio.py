@@ -26,6 +26,7 @@ from scipy.ndimage import uniform_filter
 from srbio.config import ExportConfig
 from srbio.io import bioimageio as bio
 from srbio.io import read_image
+from srbio.io.outputs import read_json_or_none
 from srbio.io.records import (
     BioimageioExport,
     Export,
@@ -35,7 +36,6 @@ from srbio.io.records import (
     Patches,
     TrainFiles,
     patches_record_path,
-    read_json,
     write_json,
 )
 from srbio.io.tiff import write_tiff
@@ -310,12 +310,12 @@ def _attachments(folder: Path, model: str, header: ModelHeader) -> list[str]:
     write_json(folder / names[0], header.model_dump(mode="json"))
     train = TrainFiles(Path(model).parent)
     beside: dict[str, Path] = {}
-    run = _json_or_none(train.record) if train.record.is_file() else None
+    run = read_json_or_none(train.record)
     if run is not None and run.get("provenance") == header.provenance:  # this model's run
         beside = {"srbio_training.json": train.record, "srbio_training_curve.png": train.curve}
     for path in _candidates(header) + [i.path for i in header.inputs or []]:
         if Path(path).is_file() and Path(path).suffix == ".json":
-            kind = str((_json_or_none(Path(path)) or {}).get("record", "")).split("/")[0]
+            kind = str((read_json_or_none(Path(path)) or {}).get("record", "")).split("/")[0]
             if kind.startswith("srbio."):
                 beside.setdefault(f"srbio_{kind.removeprefix('srbio.')}.json", Path(path))
         record = patches_record_path(path)
@@ -326,14 +326,6 @@ def _attachments(folder: Path, model: str, header: ModelHeader) -> list[str]:
             shutil.copyfile(path, folder / name)
             names.append(name)
     return names
-
-
-def _json_or_none(path: Path) -> dict[str, Any] | None:
-    try:
-        data = read_json(path)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 # ----------------------------------------------------------------------------- card, README
@@ -563,7 +555,7 @@ def write_package(staged: ExportFiles, model: str | os.PathLike, net: torch.nn.M
     c = card(cfg, header, p, net, attachments)
     pkg = pkg.model_copy(update={"name": c.name})
     record.model_copy(update={"bioimageio": pkg}).write(folder / "srbio_export.json")
-    training = _json_or_none(folder / "srbio_training.json")
+    training = read_json_or_none(folder / "srbio_training.json")
     (folder / bio.DOCUMENTATION).write_text(readme(header, p, c, pkg, training))
     bio.write_rdf(folder, bio.model_rdf(c, p.axes, lr=header.normalisation.lr.pair,
                                         hr=header.normalisation.hr.pair, tolerance=pkg.tolerance,

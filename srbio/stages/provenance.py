@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from srbio.io.checksums import checksum
-from srbio.io.outputs import MARKER, owner
+from srbio.io.outputs import MARKER, owner, read_json_or_none
 from srbio.io.records import (
     CropFiles,
     EnhanceFiles,
@@ -146,7 +146,8 @@ def _model_file(path: Path) -> Found:
 def _own(path: Path) -> Found | None:
     """The description of ``path`` when srbio wrote it as a whole, else None."""
     if path.is_dir():
-        attrs = ((_json(path / "zarr.json") or {}).get("attributes") or {}).get("srbio")
+        meta = read_json_or_none(path / "zarr.json") or {}
+        attrs = (meta.get("attributes") or {}).get("srbio")
         store = _store(path, attrs) if isinstance(attrs, dict) else None
         if store is not None or not (path / MARKER).is_file():
             return store
@@ -162,14 +163,6 @@ def _own(path: Path) -> Found | None:
         with contextlib.suppress(ValueError):
             return _model_file(path)
     return None
-
-
-def _json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = read_json(path)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def locate(path: str | os.PathLike) -> Found:

@@ -16,7 +16,7 @@ from srbio.config import ModelConfig, TrainConfig
 from srbio.io.atomic import atomic_files
 from srbio.io.checksums import sha256_file
 from srbio.io.locks import releases_claims
-from srbio.io.outputs import claim, mark_folder, process_rank
+from srbio.io.outputs import claim, mark_folder, process_rank, read_json_or_none
 from srbio.io.records import (
     LINEAGE,
     InputFile,
@@ -67,8 +67,8 @@ def _digest(path: Path) -> str:
     an upstream stage run again to the same result leaves the fingerprint as it was.
     """
     if not path.is_dir():
-        data = _json(path) if path.suffix == ".json" else None
-        if isinstance(data, dict) and LINEAGE_KEYS & data.keys():
+        data = read_json_or_none(path) if path.suffix == ".json" else None
+        if data and LINEAGE_KEYS & data.keys():
             kept = {k: v for k, v in data.items() if k not in LINEAGE_KEYS}
             return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
         return sha256_file(path)[:16]
@@ -77,14 +77,6 @@ def _digest(path: Path) -> str:
         if p.is_file():
             h.update(f"{p.relative_to(path)}:{p.stat().st_size}".encode())
     return h.hexdigest()[:16]
-
-
-def _json(path: Path) -> object:
-    """A JSON file's content, or None when it is no JSON."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
 
 
 def read_inputs(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
