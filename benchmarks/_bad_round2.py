@@ -210,7 +210,20 @@ def cases(predict, train, imagej, stack, model_v1) -> list:
         ("7 an ONNX file as the model", lambda d, s: (
             predict(d, imagej(d / "in.tif", stack()), d / "o.ome.zarr",
                     model=_onnx(d / "model.onnx")), [])),
+        # 8. models that travel (bioimage.io export, provenance)
+        ("8 a bioimage.io export without authors", lambda d, s: (
+            _export(d, {}), [])),
+        ("8 a bioimage.io export, licence not SPDX", lambda d, s: (
+            _export(d, {"authors": [{"name": "A. Author"}], "license": "NOT-A-LICENCE"}), [])),
+        ("8 provenance of a file srbio did not write", lambda d, s: (
+            ["provenance", str(_afile(d))], [d / "notes.txt"])),
     ]
+
+
+def _export(d: Path, export: dict) -> list[str]:
+    """`srbio export --format bioimageio` of the case's model with ``export`` settings."""
+    return ["export", "--model", str(d / "m.pt"), "--out", str(d / "exported"), "--format",
+            "bioimageio", "--settings", json.dumps({"export": export})]
 
 
 def _xy(path: Path, plane: np.ndarray) -> Path:

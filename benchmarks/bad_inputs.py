@@ -12,7 +12,8 @@ Each case runs `python -m srbio ...` in a fresh process on files made for it, an
   timeout    still running after --timeout seconds
 
 The cases of data safety round two (issue 22: concurrent writers, metadata, absurd pixel
-sizes, signals, broken models, configuration, tracebacks) are in ``_bad_round2.py``, their
+sizes, signals, broken models, configuration, tracebacks), and class 8 (models that travel:
+bioimage.io export settings, provenance of foreign files) are in ``_bad_round2.py``, their
 names starting with the class number.
 
 `destroyed` is added when a file that was there before (an input, or a foreign file in the
