@@ -1,12 +1,21 @@
-"""Quality at a fixed CPU budget: several networks trained for the same wall time on the
-bundled sample, scored on its held-out region against bicubic (fixed normalisation and
-after a per-method linear fit).
+"""Quality at a fixed training budget: every network trained for the same wall time on real
+images of three kinds, scored on each one's held-out band after a per-method linear fit.
 
-Prepares the demo's data once (simulate → register → crop → normalise → patches, the demo
-configuration), then trains each network for --minutes of wall time (train.max_minutes;
-best validation checkpoint kept) and evaluates it. Prints one table.
+Datasets (HR real; LR simulated by the `simulate` stage, as the demo does; origins and
+licences in data/bench/README.md and data/sample/README.md):
 
-    python benchmarks/train_budget.py [--minutes 5] [--only rcan-small,rlfn]
+- ``lls``: the demo's lattice light-sheet volume (2D patches from its planes);
+- ``nuclei``: a widefield fluorescence image of nuclei (BBBC038 / DSB 2018, CC0);
+- ``cell``: scikit-image's quantitative phase image of a cell (CC0), split along x.
+
+Each dataset is prepared once (simulate → register → crop → normalise → patches, the demo's
+settings), then each network trains for each budget with the configuration's recipe
+(``train.max_minutes``: the cosine decays over the budget; the checkpoint of the best fitted
+validation PSNR is kept) and is evaluated. Prints one table row per run as it finishes.
+Budget runs measure wall time: run nothing else on the machine meanwhile.
+
+    python benchmarks/train_budget.py [--datasets lls,nuclei,cell] [--minutes 2,5,10]
+                                      [--only rcan-small,rlfn-paper] [--tta 8]
 """
 
 from __future__ import annotations
@@ -16,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from srbio.config import ModelConfig, load_config
+from srbio.config import Config, ModelConfig, load_config
+from srbio.io.image import write_image
 from srbio.io.records import Training
 from srbio.stages.crop import run_crop
 from srbio.stages.evaluate import run_evaluate
@@ -33,16 +43,35 @@ CANDIDATES = {
     "rlfn-paper": ModelConfig(name="rlfn", preset="paper"),
     "a2n-paper": ModelConfig(name="a2n", preset="paper"),
 }
+SPLIT_AXIS = {"lls": "y", "nuclei": "y", "cell": "x"}
 
 
-def prepare(tmp: Path):
-    """The demo's patches and crop, in ``tmp``; returns (config, patches, norm, crop)."""
+def hr_image(dataset: str, tmp: Path) -> Path:
+    """The HR file of ``dataset`` (the cell image is written from scikit-image's copy)."""
+    if dataset == "lls":
+        return ROOT / "data" / "sample" / "lls_hr.tif"
+    if dataset == "nuclei":
+        return ROOT / "data" / "bench" / "nuclei_dsb2018.tif"
+    from skimage import data
+
+    path = tmp / "cell.tif"
+    write_image(path, data.cell().astype("uint16"), spacing=[0.107, 0.107])
+    return path
+
+
+def prepare(tmp: Path, dataset: str = "lls") -> tuple[Config, Path, Path, Path]:
+    """A dataset's patches and crop in ``tmp``, with the demo's settings.
+
+    Returns (config, patches, normalisation, crop).
+    """
     cfg = load_config(ROOT / "config.yaml")
-    sim, pair = cfg.simulate[0], cfg.pairs[0]
-    run_simulate(ROOT / sim.hr, tmp / "sim", sim)
-    run_register(ROOT / pair.hr, tmp / "sim" / "lr.tif", tmp / "register", cfg.registration,
+    cfg = cfg.model_copy(update={"split": cfg.split.model_copy(
+        update={"axis": SPLIT_AXIS[dataset]})})
+    hr = hr_image(dataset, tmp)
+    run_simulate(hr, tmp / "sim", cfg.simulate[0])
+    run_register(hr, tmp / "sim" / "lr.tif", tmp / "register", cfg.registration,
                  truth=tmp / "sim" / "truth.tfm")
-    run_crop(tmp / "register", ROOT / pair.hr, tmp / "crop", cfg=cfg.crop)
+    run_crop(tmp / "register", hr, tmp / "crop", cfg=cfg.crop)
     run_normalise([tmp / "crop"], tmp / "normalisation.json", cfg.normalise, cfg.split)
     run_patches([tmp / "crop"], tmp / "patches.zarr", cfg.patches, cfg.split)
     return cfg, tmp / "patches.zarr", tmp / "normalisation.json", tmp / "crop"
@@ -50,40 +79,53 @@ def prepare(tmp: Path):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--minutes", type=float, default=5.0)
+    p.add_argument("--datasets", default="lls,nuclei,cell")
+    p.add_argument("--minutes", default="2,5,10", help="comma-separated budgets")
     p.add_argument("--only", default="", help="comma-separated labels of " + ", ".join(CANDIDATES))
+    p.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8],
+                   help="also score the self-ensemble of this many symmetries")
     a = p.parse_args()
     labels = [k for k in CANDIDATES if not a.only or k in a.only.split(",")]
+    budgets = [float(m) for m in a.minutes.split(",")]
+    print_header()
     with tempfile.TemporaryDirectory(prefix="srbio-budget-") as tmp_name:
-        tmp = Path(tmp_name)
-        cfg, patches, norm, crop = prepare(tmp)
-        train_cfg = cfg.train.model_copy(update={"epochs": 1000, "max_minutes": a.minutes})
-        rows = []
-        for label in labels:
-            start = time.perf_counter()
-            out = run_train(patches, norm, tmp / "train" / label, CANDIDATES[label], train_cfg,
-                            progress=False)
-            ev = run_evaluate(out.model, [crop], tmp / "evaluate" / label, cfg.split, cfg.predict)
-            rows.append((label, Training.read(out.record), ev, time.perf_counter() - start))
-            print_rows(rows, a.minutes)
+        for dataset in a.datasets.split(","):
+            tmp = Path(tmp_name) / dataset
+            tmp.mkdir()
+            cfg, patches, norm, crop = prepare(tmp, dataset)
+            for minutes in budgets:
+                train_cfg = cfg.train.model_copy(update={"epochs": 1000, "max_minutes": minutes})
+                for label in labels:
+                    run = tmp / f"{label}-{minutes:g}"
+                    out = run_train(patches, norm, run / "train", CANDIDATES[label], train_cfg,
+                                    progress=False)
+                    start = time.perf_counter()
+                    ev = run_evaluate(out.model, [crop], run / "evaluate", cfg.split,
+                                      cfg.predict.model_copy(update={"tta": a.tta}))
+                    print_row(dataset, minutes, label, Training.read(out.record), ev,
+                              time.perf_counter() - start)
 
 
-def print_rows(rows, minutes: float) -> None:
-    """The table so far (printed after every network, so a long run shows progress)."""
-    print(f"\n{minutes:g} min of training each; held-out region of the demo; gains over "
-          "bicubic in dB (PSNR) and absolute (SSIM); fit: after a per-method linear fit")
-    print(f"{'network':16s} {'params':>9s} {'epochs':>6s} {'PSNR':>6s} {'ΔPSNR':>6s} "
-          f"{'ΔSSIM':>6s} {'PSNR fit':>8s} {'ΔPSNR fit':>9s} {'ΔSSIM fit':>9s} {'Mpx/s':>6s}")
-    for label, tr, ev, _ in rows:
-        net, bic = ev.mean["network"], ev.mean["bicubic"]
-        fnet, fbic = ev.mean_fitted["network"], ev.mean_fitted["bicubic"]
-        print(f"{label:16s} {tr.parameters:9,d} {len(tr.epochs):6d} {net.psnr:6.2f} "
-              f"{net.psnr - bic.psnr:+6.2f} {net.ssim - bic.ssim:+6.3f} {fnet.psnr:8.2f} "
-              f"{fnet.psnr - fbic.psnr:+9.2f} {fnet.ssim - fbic.ssim:+9.3f} "
-              f"{ev.network_megapixels_per_second:6.3f}", flush=True)
-    bic, fbic = rows[0][2].mean["bicubic"], rows[0][2].mean_fitted["bicubic"]
-    print(f"bicubic: PSNR {bic.psnr:.2f} dB, SSIM {bic.ssim:.3f}; after its fit "
-          f"{fbic.psnr:.2f} dB, {fbic.ssim:.3f}")
+def print_header() -> None:
+    """The table's head: gains over the fitted bicubic of the same held-out band."""
+    print("PSNR (dB) and SSIM on each dataset's held-out band after a per-method linear fit; "
+          "Δ: the network minus bicubic (also fitted)", flush=True)
+    print("| dataset | budget (min) | network | parameters | steps | PSNR | ΔPSNR | SSIM | ΔSSIM "
+          "| bicubic PSNR / SSIM | TTA ΔPSNR | evaluation (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+
+
+def print_row(dataset: str, minutes: float, label: str, tr: Training, ev, seconds: float
+              ) -> None:
+    """One run's row (printed as it finishes, so a long run shows progress)."""
+    from srbio.io.records import NO_TTA
+
+    net, bic = ev.mean_fitted["network"], ev.mean_fitted["bicubic"]
+    tta = f"{net.psnr - ev.mean_fitted[NO_TTA].psnr:+.2f}" if NO_TTA in ev.mean_fitted else "—"
+    print(f"| {dataset} | {minutes:g} | {label} | {tr.parameters:,} | {tr.steps} | "
+          f"{net.psnr:.2f} | {net.psnr - bic.psnr:+.2f} | {net.ssim:.3f} | "
+          f"{net.ssim - bic.ssim:+.3f} | {bic.psnr:.2f} / {bic.ssim:.3f} | {tta} | "
+          f"{seconds:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def cmd_patches(a: argparse.Namespace) -> None:
 def cmd_train(a: argparse.Namespace) -> None:
     """Run the train stage (inputs checked before torch is imported)."""
     model, train = _sections(a, "model", "train")
-    train = _override(train, epochs=a.epochs)
+    train = _override(train, epochs=a.epochs, max_steps=a.max_steps, max_minutes=a.max_minutes)
     from srbio.stages.train import run_train  # checks its inputs before importing torch
 
     run_train(a.patches, a.normalisation, a.out, model, train, resume=a.resume,
@@ -286,6 +286,8 @@ def _add_model_stages(add: Adder) -> None:
     s.add_argument("--normalisation", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--epochs", type=int)
+    s.add_argument("--max-steps", type=int, help="a budget of steps (train.max_steps)")
+    s.add_argument("--max-minutes", type=float, help="a wall-time budget (train.max_minutes)")
     how = s.add_mutually_exclusive_group()
     how.add_argument("--resume", action="store_true",
                      help="continue an interrupted run from OUT/checkpoints/last.ckpt")

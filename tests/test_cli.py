@@ -73,6 +73,10 @@ def test_command_line_overrides_are_validated_like_the_config(tmp_path):
     assert r.returncode == 2
     assert "command-line options" in r.stderr and "epochs" in r.stderr and "(got 0)" in r.stderr
     assert not (tmp_path / "t").exists()
+    r = srbio("train", "--patches", tmp_path / "p.zarr", "--normalisation", tmp_path / "n.json",
+              "--out", tmp_path / "t", "--max-minutes", "-1")
+    assert r.returncode == 2 and "max_minutes" in r.stderr and "(got -1.0)" in r.stderr
+    assert not (tmp_path / "t").exists()
 
 
 def test_train_checks_its_inputs_before_importing_torch(tmp_path):

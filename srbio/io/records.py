@@ -326,6 +326,13 @@ class Training(Record):
     best_val_psnr: float | None
     bicubic_val_psnr: float | None = Field(
         None, description="bicubic upsampling of the same validation patches, for reference")
+    best_val_psnr_fit: float | None = Field(
+        None, description="best validation PSNR after a linear fit of gain and offset (the "
+        "kept checkpoint's; None: older records)")
+    bicubic_val_psnr_fit: float | None = Field(
+        None, description="bicubic upsampling's, after its own linear fit, for reference")
+    steps: int | None = Field(None, description="training batches taken, one optimiser step "
+                              "of the network each (None: older records)")
     stopped_early: bool = False
     resumed: bool = False
     data_wait_share: float | None = Field(
@@ -390,6 +397,8 @@ class Evaluation(Traced):
     device: str | None = None
     tta: int = Field(1, description="test-time augmentation of the network's prediction; when "
                      "above 1, the method 'network, no TTA' shows what it gains")
+    no_tta_megapixels_per_second: float | None = Field(
+        None, description="with tta above 1: the network's speed without it, what TTA costs")
     near_duplicates: list[NearDuplicate] = []
 
 

@@ -116,15 +116,21 @@ def _duplicates(pairs) -> list[NearDuplicate]:
 
 
 def _evaluate_pair(c: PreparedPair, predictor, split: SplitConfig, scale: int, norm,
-                   figure_path) -> tuple[PairEvaluation, float, int]:
-    """A pair's scores and comparison picture; the network's seconds and output pixels."""
+                   figure_path) -> tuple[PairEvaluation, tuple[float, float], int]:
+    """A pair's scores and comparison picture; the network's seconds and output pixels.
+
+    The seconds are those with TTA, and without it when TTA is on (else 0).
+    """
     from srbio.stages import plots
 
     lr_t, hr_t, valid = _test_region(c, split, scale)
     outputs, seconds = upsampled(lr_t, predictor, norm, scale)
-    if predictor.runner.tta > 1:  # what test-time augmentation gains
+    plain = 0.0
+    if predictor.runner.tta > 1:  # what test-time augmentation gains, and costs
         predictor.runner.tta, tta = 1, predictor.runner.tta
+        start = time.perf_counter()
         outputs[NO_TTA] = predictor.predict_image(lr_t)
+        plain = time.perf_counter() - start
         predictor.runner.tta = tta
     scores, fitted, fits = score_methods(outputs, hr_t, valid, norm.hr.pair)
     first = "LR (nearest)" if scale > 1 else "LR"
@@ -138,7 +144,7 @@ def _evaluate_pair(c: PreparedPair, predictor, split: SplitConfig, scale: int, n
     return (PairEvaluation(methods=scores, fitted=fitted, fit=fits,
                            test_shape_hr=list(hr_t.shape), test_valid_fraction=float(valid.mean()),
                            test_valid_pixels=int(valid.sum()), figure=""),
-            seconds, int(outputs["network"].size))
+            (seconds, plain), int(outputs["network"].size))
 
 
 @releases_claims
@@ -169,19 +175,21 @@ def run_evaluate(model_path: str | os.PathLike, crop_dirs: Sequence[str | os.Pat
     predictor = build_predictor(model, header, predict_cfg, device)
     out = EvaluateFiles(out_dir)
     results: dict[str, PairEvaluation] = {}
-    seconds, pixels = 0.0, 0
+    seconds, plain, pixels = 0.0, 0.0, 0
     with replace_folder(out.root, "evaluate") as tmp:
         for c in pairs:
             figure = out.figure(c.name)
             result, sec, px = _evaluate_pair(c, predictor, split, scale, norm,
                                              tmp / figure.name)
             results[c.name] = result.model_copy(update={"figure": str(figure)})
-            seconds, pixels = seconds + sec, pixels + px
+            seconds, plain, pixels = seconds + sec[0], plain + sec[1], pixels + px
         record = Evaluation(model=str(model_path), scale=scale, normalisation=norm,
                             pairs=results, mean=_mean(results, "methods"),
                             mean_fitted=_mean(results, "fitted"),
                             network_megapixels_per_second=round(pixels / 1e6 / seconds, 4)
                             if seconds else None, device=str(device), tta=predict_cfg.tta,
+                            no_tta_megapixels_per_second=round(pixels / 1e6 / plain, 4)
+                            if plain else None,
                             near_duplicates=_duplicates(pairs),
                             **lineage({"split": split, "predict": predict_cfg},
                                       [("model", model_path), *(("crops", d) for d in crop_dirs)]))

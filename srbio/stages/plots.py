@@ -93,8 +93,12 @@ def comparison(path: Path, name: str, images: dict[str, np.ndarray]) -> None:
 
 
 def training_curve(path: Path, epochs: Sequence[dict[str, float]], *, loss: str = "L1",
-                   bicubic_psnr: float | None = None) -> None:
-    """Train/validation loss and validation PSNR per epoch (bicubic's PSNR as a flat line)."""
+                   bicubic_psnr: float | None = None, bicubic_psnr_fit: float | None = None
+                   ) -> None:
+    """Train/validation loss and validation PSNR per epoch, with bicubic's as flat lines.
+
+    The PSNR is plotted raw and after a linear fit (what the kept checkpoint is chosen on).
+    """
     fig = Figure(figsize=(10, 3.8), layout="constrained")
     a, b = fig.subplots(1, 2)
     for key, style in (("train_loss", "-o"), ("val_loss", "-s")):
@@ -104,12 +108,16 @@ def training_curve(path: Path, epochs: Sequence[dict[str, float]], *, loss: str 
     a.set_xlabel("epoch")
     a.set_ylabel(f"{loss} (normalised)")
     a.legend()
-    pts = [(r["epoch"], r["val_psnr"]) for r in epochs if "val_psnr" in r]
-    if pts:
-        b.plot(*zip(*pts, strict=True), "-o", color="C2", label="network")
-    if bicubic_psnr is not None:
-        b.axhline(bicubic_psnr, color="0.5", ls="--", label=f"bicubic ({bicubic_psnr:.2f} dB)")
-        b.legend()
+    for key, colour, label, reference in (("val_psnr", "C2", "network", bicubic_psnr),
+                                          ("val_psnr_fit", "C3", "network, fitted",
+                                           bicubic_psnr_fit)):
+        pts = [(r["epoch"], r[key]) for r in epochs if key in r]
+        if pts:
+            b.plot(*zip(*pts, strict=True), "-o", color=colour, label=label)
+        if reference is not None:
+            b.axhline(reference, color=colour, alpha=0.6, ls="--",
+                      label=f"bicubic{label.removeprefix('network')} ({reference:.2f} dB)")
+    b.legend()
     b.set_xlabel("epoch")
     b.set_ylabel("validation PSNR (dB)")
     fig.suptitle("training curve")

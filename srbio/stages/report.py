@@ -63,9 +63,11 @@ def _comparison(models: dict[str, tuple[Evaluation, Training]]) -> list[str]:
                      f"{speed} | {tr.seconds} |")
         if NO_TTA in ev.mean:
             plain = _scores_cells(ev.mean_fitted[NO_TTA]) if ev.mean_fitted else "— | — | —"
+            fast = "—" if ev.no_tta_megapixels_per_second is None else \
+                f"{ev.no_tta_megapixels_per_second:.3g} ({ev.device})"
             lines.append(f"| {label}, no TTA | {net.name} {tr.preset or ''} ×{net.scale} | "
-                         f"{tr.parameters:,} | {_scores_cells(ev.mean[NO_TTA])} | {plain} | — | "
-                         "— |")
+                         f"{tr.parameters:,} | {_scores_cells(ev.mean[NO_TTA])} | {plain} | "
+                         f"{fast} | — |")
     return lines
 
 

@@ -51,8 +51,8 @@ def epochs_table(logs: Path) -> list[dict[str, float]]:
         with metrics_csv.open() as f:
             for row in csv.DictReader(f):
                 e = int(float(row["epoch"]))
-                for key in ("train_loss", "val_loss", "val_psnr", "data_wait_share", "g_loss",
-                            "d_loss"):
+                for key in ("train_loss", "val_loss", "val_psnr", "val_psnr_fit",
+                            "data_wait_share", "g_loss", "d_loss", "step"):
                     if row.get(key):
                         epochs.setdefault(e, {"epoch": e})[key] = float(row[key])
     if not epochs:
@@ -112,20 +112,28 @@ def _datasets(patches_path: str | os.PathLike, norm: Normalisation, cfg: TrainCo
     arrays = open_patches(patches_path)  # read a patch at a time, never whole
     ranges = {"lr_range": norm.lr.pair, "hr_range": norm.hr.pair}
     train = PatchDataset(arrays["train/lr"], arrays["train/hr"], augment=True,
-                         gain=cfg.gain_augment, seed=cfg.seed, **ranges)
+                         dihedral=cfg.dihedral, gain=cfg.gain_augment, seed=cfg.seed, **ranges)
     return train, PatchDataset(arrays["val/lr"], arrays["val/hr"], augment=False, **ranges)
 
 
-def bicubic_psnr(val) -> float:
-    """Mean PSNR (data range 1) of bicubic upsampling over the validation patches."""
-    from srbio.core.metrics import psnr, upsample
+def bicubic_psnr(val) -> tuple[float, float]:
+    """PSNR (data range 1) of bicubic upsampling over the validation patches.
 
-    values = []
+    The mean over patches, and after one linear fit over them all (training's
+    ``val_psnr_fit``).
+    """
+    import torch
+
+    from srbio.core.metrics import psnr, upsample
+    from srbio.train.module import fit_sums, fitted_psnr
+
+    values, sums = [], torch.zeros(6, dtype=torch.float64)
     for k in range(len(val)):
         x, y = (t.numpy()[0] for t in val[k])
         up = upsample(x, y.shape[-1] // x.shape[-1], order=3)
         values.append(psnr(up, y, data_range=1.0))
-    return float(np.mean(values))
+        sums += fit_sums(torch.from_numpy(up), torch.from_numpy(y))
+    return float(np.mean(values)), float(fitted_psnr(sums))
 
 
 def _write(out: TrainFiles, net, header: ModelHeader, record: Training, cfg: TrainConfig
@@ -137,6 +145,7 @@ def _write(out: TrainFiles, net, header: ModelHeader, record: Training, cfg: Tra
         staged = TrainFiles(tmp)
         save_model_file(staged.model, header, net.state_dict())
         plots.training_curve(staged.curve, record.epochs, bicubic_psnr=record.bicubic_val_psnr,
+                             bicubic_psnr_fit=record.bicubic_val_psnr_fit,
                              loss=" + ".join(f"{w:g}·{k}" if w != 1 else k
                                              for k, w in cfg.loss.items()))
         record.write(staged.record)
@@ -171,7 +180,8 @@ def _fit_options(cfg: TrainConfig) -> dict:
             "perceptual": cfg.perceptual.model_dump() if cfg.perceptual else None,
             "adversarial": cfg.adversarial.model_dump() if cfg.adversarial else None,
             "devices": cfg.devices, "strategy": cfg.strategy, "compile": cfg.compile,
-            "max_minutes": cfg.max_minutes, "checkpoint_every_steps": cfg.checkpoint_every_steps}
+            "max_minutes": cfg.max_minutes, "max_steps": cfg.max_steps,
+            "checkpoint_every_steps": cfg.checkpoint_every_steps}
 
 
 def _lineage(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
@@ -341,6 +351,12 @@ def _header(patches: Patches, norm: Normalisation, spec: NetworkSpec, prov: dict
                        inputs=inputs)
 
 
+def _steps(table: list[dict[str, float]]) -> int | None:
+    """Training batches taken: Lightning logs an epoch's end at the step before the next."""
+    logged = [r["step"] for r in table if "step" in r]
+    return int(max(logged)) + 1 if logged else None
+
+
 def _record(train, val, net, spec: NetworkSpec, model_cfg: ModelConfig, train_cfg: TrainConfig,
             resume: bool, seconds: float, logs: Path, prov: dict,
             inputs: list[InputFile] | None = None) -> Training:
@@ -351,11 +367,15 @@ def _record(train, val, net, spec: NetworkSpec, model_cfg: ModelConfig, train_cf
 
     table = epochs_table(logs)
     psnrs = [r["val_psnr"] for r in table if "val_psnr" in r]
+    fits = [r["val_psnr_fit"] for r in table if "val_psnr_fit" in r]
+    bicubic = bicubic_psnr(val)
     waits = [r["data_wait_share"] for r in table if "data_wait_share" in r]
     return Training(network=spec, preset=model_cfg.preset, parameters=count_parameters(net),
                     n_train=len(train), n_val=len(val), seconds=round(seconds, 1),
                     epochs=table, best_val_psnr=max(psnrs) if psnrs else None,
-                    bicubic_val_psnr=bicubic_psnr(val),
+                    best_val_psnr_fit=max(fits) if fits else None,
+                    steps=_steps(table),
+                    bicubic_val_psnr=bicubic[0], bicubic_val_psnr_fit=bicubic[1],
                     stopped_early=len(table) < train_cfg.epochs, resumed=resume,
                     data_wait_share=round(float(np.mean(waits)), 4) if waits else None,
                     threads=torch.get_num_threads(),

@@ -67,6 +67,22 @@ class ResumeMidEpoch(L.Callback):
         self.sampler.skip = max(0, int(done)) * self.batch_size
 
 
+class StopAtStep(L.Callback):
+    """End training after ``steps`` optimiser steps, validating the last weights.
+
+    (Lightning's own ``max_steps`` ends mid-epoch without a validation, so the weights at the
+    end of the schedule would never be scored or kept.)
+    """
+
+    def __init__(self, steps: int) -> None:
+        self.steps = int(steps)
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *_) -> None:
+        """Ask the loop to stop (after a validation) once the last step is taken."""
+        if trainer.global_step >= self.steps:
+            trainer.should_stop = True
+
+
 class Fingerprint(L.Callback):
     """Stamp every checkpoint with the run's fingerprint (its settings and input files).
 

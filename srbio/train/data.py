@@ -70,7 +70,10 @@ class PatchDataset(Dataset):
     lr_range, hr_range : (float, float)
         Fixed normalisation (vmin, vmax) of each modality.
     augment : bool
-        Apply a random one of the 8 lateral flips/rotations (the dihedral group) to each pair.
+        Augment each pair (the draws below); off for validation.
+    dihedral : bool
+        With ``augment``, apply a random one of the 8 lateral flips/rotations (the dihedral
+        group) to each pair.
     gain : (float, float) or None
         With ``augment``, multiply both normalised images by one factor drawn log-uniformly
         from this range (intensity scaling about the fixed vmin of each modality), so the
@@ -80,7 +83,7 @@ class PatchDataset(Dataset):
     """
 
     def __init__(self, lr: np.ndarray, hr: np.ndarray, *, lr_range: tuple[float, float],
-                 hr_range: tuple[float, float], augment: bool,
+                 hr_range: tuple[float, float], augment: bool, dihedral: bool = True,
                  gain: tuple[float, float] | None = None, seed: int = 0) -> None:
         if len(lr) != len(hr):
             raise ValueError(f"{len(lr)} LR patches but {len(hr)} HR patches")
@@ -89,7 +92,7 @@ class PatchDataset(Dataset):
         self.lr, self.hr = lr, hr
         self.lr_range = lr_range
         self.hr_range = hr_range
-        self.augment = augment
+        self.augment, self.dihedral = augment, dihedral
         self.gain = gain
         self.seed = seed
 
@@ -103,10 +106,11 @@ class PatchDataset(Dataset):
         y = normalise(self.hr[i], *self.hr_range)
         if self.augment:
             rng = np.random.default_rng((self.seed, epoch, int(i)))
-            k = int(rng.integers(8))
-            x, y = np.rot90(x, k % 4, axes=(-2, -1)), np.rot90(y, k % 4, axes=(-2, -1))
-            if k >= 4:
-                x, y = x[..., ::-1], y[..., ::-1]
+            k = int(rng.integers(8))  # drawn either way: the gain draws stay the same
+            if self.dihedral:
+                x, y = np.rot90(x, k % 4, axes=(-2, -1)), np.rot90(y, k % 4, axes=(-2, -1))
+                if k >= 4:
+                    x, y = x[..., ::-1], y[..., ::-1]
             if self.gain is not None:
                 lo, hi = np.log(self.gain[0]), np.log(self.gain[1])
                 g = np.float32(np.exp(lo + (hi - lo) * rng.random()))

@@ -105,8 +105,25 @@ class GANModule(SRModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        """Step the generator's schedule (manual optimisation steps it itself)."""
+        """Step the generator's schedule (manual optimisation steps it itself), per epoch."""
         self.lr_schedulers().step()
+
+    def progress(self) -> float:
+        """Share of the run done after the epoch ending now (epochs, or time over the budget).
+
+        Both optimisers' steps count in ``global_step`` here, so epochs measure the run.
+        """
+        if self.trainer.global_step == 0:
+            return 0.0
+        done = (self.current_epoch + 1) / max(1, self.max_epochs)
+        return min(1.0, max(done, self._time_share()))
+
+    def warmed(self) -> float:
+        """Share of the warm-up epochs done after the epoch ending now."""
+        if not self.warmup_epochs:
+            return 1.0
+        return 0.0 if self.trainer.global_step == 0 else \
+            min(1.0, (self.current_epoch + 1) / self.warmup_epochs)
 
     def configure_optimizers(self):  # noqa: D102 (Lightning hook)
         opt_g = torch.optim.Adam(self.net.parameters(), lr=self.learning_rate,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import warnings
@@ -15,6 +16,7 @@ from lightning.pytorch.callbacks import (
     EarlyStopping,
     EMAWeightAveraging,
     ModelCheckpoint,
+    Timer,
     TQDMProgressBar,
 )
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -26,6 +28,7 @@ from srbio.train.callbacks import (
     DataWait,
     Fingerprint,
     ResumeMidEpoch,
+    StopAtStep,
     StoppedBySignal,
     _SignalInTraining,
 )
@@ -34,6 +37,9 @@ from srbio.train.layout import per_process_batch, process_layout
 from srbio.train.losses import PixelLoss
 
 log = logging.getLogger(__name__)
+
+# what the kept checkpoint and early stopping go by: the report's figure (after a linear fit)
+SELECTED = "val_psnr_fit"
 
 
 class SRModule(L.LightningModule):
@@ -46,11 +52,16 @@ class SRModule(L.LightningModule):
     learning_rate : float
         Initial Adam learning rate.
     max_epochs : int
-        Length of the cosine schedule.
+        Epochs of the run (the multistep schedule's default milestones).
     loss : dict
         Weights of the pixel losses (:class:`~srbio.train.losses.PixelLoss`).
     schedule, milestones, warmup_epochs
         Learning-rate schedule: cosine or multistep halving, after a linear warm-up.
+    max_steps : int, optional
+        The run's last step, when it ends before its epochs do.
+    budget_seconds : float, optional
+        The run's wall-time budget: the cosine then decays over whichever of the budget and
+        the steps of the run (epochs, or ``max_steps``) runs out first (:meth:`progress`).
     perceptual : torch.nn.Module, optional
         A perceptual loss (:class:`~srbio.train.perceptual.PerceptualLoss`) added to the
         pixel loss with weight ``perceptual_weight``.
@@ -60,7 +71,8 @@ class SRModule(L.LightningModule):
                  max_epochs: int = 10, loss: dict[str, float] | None = None,
                  schedule: str = "cosine", milestones: list[int] | None = None,
                  warmup_epochs: int = 0, perceptual: torch.nn.Module | None = None,
-                 perceptual_weight: float = 0.0) -> None:
+                 perceptual_weight: float = 0.0, max_steps: int | None = None,
+                 budget_seconds: float | None = None) -> None:
         super().__init__()
         self.net = net
         self.learning_rate = learning_rate
@@ -69,11 +81,14 @@ class SRModule(L.LightningModule):
         self.perceptual, self.perceptual_weight = perceptual, perceptual_weight
         self.schedule, self.milestones = schedule, list(milestones or [])
         self.warmup_epochs = warmup_epochs
+        self.max_steps, self.budget_seconds = max_steps, budget_seconds
+        self._fit_sums = torch.zeros(6, dtype=torch.float64)  # validation sums of the fit
         self.save_hyperparameters({"network": dict(getattr(net, "config", {})),
                                    "learning_rate": learning_rate, "max_epochs": max_epochs,
                                    "loss": dict(self.loss.weights), "schedule": schedule,
                                    "milestones": self.milestones, "warmup_epochs": warmup_epochs,
-                                   "perceptual_weight": perceptual_weight if perceptual else 0})
+                                   "perceptual_weight": perceptual_weight if perceptual else 0,
+                                   "max_steps": max_steps, "budget_seconds": budget_seconds})
 
     def content_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The pixel loss, plus the weighted perceptual loss when one is configured."""
@@ -93,6 +108,10 @@ class SRModule(L.LightningModule):
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        """Start the sums of the epoch's linear fit."""
+        self._fit_sums = torch.zeros(6, dtype=torch.float64, device=self.device)
+
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
         """The loss and PSNR (data range 1 of the normalised HR) of one batch."""
         x, y = batch
@@ -101,24 +120,101 @@ class SRModule(L.LightningModule):
         self.log("val_loss", self.content_loss(pred, y), on_epoch=True, sync_dist=True)
         self.log("val_psnr", (-10 * torch.log10(mse)).mean(), prog_bar=True, on_epoch=True,
                  sync_dist=True)
+        self._fit_sums += fit_sums(pred, y)
 
-    def schedule_for(self, opt: torch.optim.Optimizer):
-        """The configured learning-rate schedule of ``opt`` (stepped once per epoch)."""
+    def on_validation_epoch_end(self) -> None:
+        """Log ``val_psnr_fit``: PSNR after the least-squares fit of gain and offset to HR.
+
+        One fit over every validation pixel, as the evaluation fits each method over a pair's
+        test region: the figure the report compares, which checkpoints are chosen on.
+        """
+        sums = self._fit_sums
+        if self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        self.log("val_psnr_fit", fitted_psnr(sums).float(), prog_bar=True)
+
+    def progress(self) -> float:
+        """Share of the run done, 0 to 1: steps over the run's steps, or time over the budget.
+
+        Whichever is further decides, so a run stopped by its time budget ends its cosine at
+        the budget's end, and one that reaches its last step first ends it there.
+        """
+        trainer = self.trainer
+        if trainer.global_step == 0:
+            return 0.0
+        steps = trainer.estimated_stepping_batches
+        done = trainer.global_step / max(1, min(steps, self.max_steps or steps))
+        return min(1.0, max(done, self._time_share()))
+
+    def _time_share(self) -> float:
+        """Wall time spent over the budget (Lightning's timer, which a resume restores)."""
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
+        if not self.budget_seconds or timer is None:
+            return 0.0
+        return (timer.time_elapsed("train") or 0.0) / self.budget_seconds
+
+    def warmed(self) -> float:
+        """Share of the warm-up done (1 without a warm-up)."""
+        steps = self.warmup_epochs * self.trainer.num_training_batches
+        return min(1.0, self.trainer.global_step / steps) if steps else 1.0
+
+    def schedule_for(self, opt: torch.optim.Optimizer) -> dict:
+        """The configured learning-rate schedule of ``opt``, as Lightning's scheduler config.
+
+        Cosine follows :meth:`progress` step by step, down to 5 % of the rate at the run's end,
+        after a linear warm-up from a tenth of it; multistep halves the rate at epoch
+        milestones (after a warm-up of ``warmup_epochs``).
+        """
         sch = torch.optim.lr_scheduler
-        rest = self.max_epochs - self.warmup_epochs
-        if self.schedule == "multistep":
-            marks = self.milestones or [self.max_epochs // 2, 3 * self.max_epochs // 4]
-            main = sch.MultiStepLR(opt, [m - self.warmup_epochs for m in marks], gamma=0.5)
-        else:
-            main = sch.CosineAnnealingLR(opt, T_max=max(1, rest), eta_min=self.learning_rate * 0.05)
+        if self.schedule == "cosine":
+            return {"scheduler": sch.LambdaLR(opt, lambda _: lr_factor(self.progress(),
+                                                                       self.warmed())),
+                    "interval": "step"}
+        marks = self.milestones or [self.max_epochs // 2, 3 * self.max_epochs // 4]
+        main = sch.MultiStepLR(opt, [m - self.warmup_epochs for m in marks], gamma=0.5)
         if self.warmup_epochs:
             warm = sch.LinearLR(opt, start_factor=0.1, total_iters=self.warmup_epochs)
             main = sch.SequentialLR(opt, [warm, main], milestones=[self.warmup_epochs])
-        return main
+        return {"scheduler": main, "interval": "epoch"}
 
     def configure_optimizers(self):  # noqa: D102 (Lightning hook)
         opt = torch.optim.Adam(self.net.parameters(), lr=self.learning_rate, betas=(0.9, 0.999))
         return {"optimizer": opt, "lr_scheduler": self.schedule_for(opt)}
+
+
+FLOOR = 0.05  # the cosine's last learning rate, a share of the initial one
+
+
+def lr_factor(progress: float, warmed: float = 1.0) -> float:
+    """Learning-rate factor: a cosine from 1 to :data:`FLOOR`, times a linear warm-up.
+
+    The cosine follows ``progress`` 0 → 1, the warm-up (0.1 → 1) ``warmed`` 0 → 1.
+    """
+    cosine = FLOOR + (1 - FLOOR) * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    return cosine * (0.1 + 0.9 * min(max(warmed, 0.0), 1.0))
+
+
+def fit_sums(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """n, Σp, Σt, Σp², Σpt, Σt² of predictions and targets, in float64.
+
+    What :func:`fitted_psnr` needs, summable over batches and processes.
+    """
+    p, t = pred.detach().double().flatten(), target.detach().double().flatten()
+    return torch.stack([p.new_tensor(p.numel()), p.sum(), t.sum(), (p * p).sum(), (p * t).sum(),
+                        (t * t).sum()])
+
+
+def fitted_psnr(sums: torch.Tensor) -> torch.Tensor:
+    """PSNR (data range 1) after the least-squares fit ``a·p + b`` of predictions to targets.
+
+    ``sums`` holds n, Σp, Σt, Σp², Σpt, Σt² (float64): the fit's residual mean square is
+    var(t) − cov(p, t)² / var(p).
+    """
+    n, sp, st, spp, spt, stt = sums
+    var_p, var_t = spp / n - (sp / n) ** 2, stt / n - (st / n) ** 2
+    cov = spt / n - (sp / n) * (st / n)
+    residual = var_t - cov ** 2 / var_p if var_p > 0 else var_t
+    return -10 * torch.log10(residual.clamp_min(1e-12))
 
 
 def _module(net: torch.nn.Module, epochs: int, learning_rate: float, grad_clip: float | None,
@@ -146,8 +242,8 @@ def _module(net: torch.nn.Module, epochs: int, learning_rate: float, grad_clip: 
 
 def _callbacks(ckpt_dir: Path, *, patience: int | None, ema: float | None, progress: bool,
                every_steps: int | None = None) -> tuple[ModelCheckpoint, list[L.Callback]]:
-    """The best-PSNR checkpoint, and every callback of the run."""
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_psnr", mode="max",
+    """The checkpoint of the best fitted validation PSNR, and every callback of the run."""
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=SELECTED, mode="max",
                            enable_version_counter=False)
     # every epoch, whether or not it is the best: what --resume continues from
     latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False)
@@ -156,7 +252,7 @@ def _callbacks(ckpt_dir: Path, *, patience: int | None, ema: float | None, progr
         extra.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=
                                      every_steps, enable_version_counter=False))
     if patience:
-        extra.append(EarlyStopping("val_psnr", mode="max", patience=patience))
+        extra.append(EarlyStopping(SELECTED, mode="max", patience=patience))
     if ema:  # checkpoints, validation and the final weights use the average
         extra.append(EMAWeightAveraging(decay=ema))
     if progress:
@@ -232,7 +328,8 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
         grad_clip: float | None = None, patience: int | None = None, ema: float | None = None,
         perceptual: dict | None = None, adversarial: dict | None = None,
         devices: int | str = 1, strategy: str = "auto", compile: bool = False,
-        max_minutes: float | None = None, checkpoint_every_steps: int | None = None,
+        max_minutes: float | None = None, max_steps: int | None = None,
+        checkpoint_every_steps: int | None = None,
         fingerprint: str | None = None, **options: object
         ) -> tuple[torch.nn.Module | None, Path]:
     """Train ``net`` with Lightning; checkpoints go to ``checkpoints``, logs to ``logs``.
@@ -240,7 +337,7 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
     With ``resume``, training continues from ``checkpoints/last.ckpt`` of an interrupted run
     (loaded with ``weights_only=True``), at its global step with its optimiser(s), scheduler,
     weight average and data order; otherwise earlier checkpoints and logs there are removed
-    first. Returns the network with the best validation PSNR (the last one after an
+    first. Returns the network with the best fitted validation PSNR (the last one after an
     adversarial phase, which trades PSNR for texture; ``None`` on DDP ranks other than 0) and
     the log folder (``version_<n>/metrics.csv`` and TensorBoard events, one per run;
     :func:`srbio.stages.train.epochs_table` merges them). ``options`` go to
@@ -248,7 +345,9 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
     ``grad_clip`` clips the gradient norm; ``patience`` stops training when validation PSNR
     has not improved for that many epochs; ``ema`` averages the weights with that decay;
     ``perceptual`` and ``adversarial`` are the config sections of those losses;
-    ``max_minutes`` stops training after that wall time; ``checkpoint_every_steps`` also
+    ``max_minutes`` stops training after that wall time and ``max_steps`` after that many
+    optimiser steps (the cosine schedule decays over the budget that runs out first, see
+    :meth:`SRModule.progress`); ``checkpoint_every_steps`` also
     writes ``last.ckpt`` every that many steps (a resume then continues mid-epoch with the
     batches the uninterrupted run would have trained on); ``fingerprint`` is stored in every
     checkpoint.
@@ -259,12 +358,15 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
     if compile:
         net.compile()
     module = _module(net, epochs, learning_rate, grad_clip, perceptual, adversarial,
-                     dict(options))
+                     {**options, "max_steps": max_steps, "budget_seconds":
+                      None if max_minutes is None else 60 * max_minutes})
     order = EpochSampler(len(train), seed=seed)  # the same batches after a resume
     best, callbacks = _callbacks(ckpt_dir, patience=patience, ema=ema, progress=progress,
                                  every_steps=checkpoint_every_steps)
     stop, skip = CheckpointOnSignal(last), ResumeMidEpoch(order, batch_size)
     callbacks += [skip, stop]
+    if max_steps:
+        callbacks.append(StopAtStep(max_steps))
     if fingerprint:
         callbacks.append(Fingerprint(fingerprint))
     trainer = _trainer(callbacks, log_dir, epochs=epochs, max_minutes=max_minutes,
@@ -317,5 +419,5 @@ def _load_best(module: L.LightningModule, best: ModelCheckpoint) -> None:
         state = torch.load(best.best_model_path, map_location="cpu",
                            weights_only=True)["state_dict"]
         module.load_state_dict(state)
-        log.info("best checkpoint %s (val_psnr %.3f)", best.best_model_path,
+        log.info("best checkpoint %s (%s %.3f)", best.best_model_path, SELECTED,
                  float(best.best_model_score))

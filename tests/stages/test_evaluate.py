@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from srbio.config import ModelConfig, PredictConfig, TrainConfig
-from srbio.io.records import Evaluation, RegisterFiles
+from srbio.io.records import NO_TTA, Evaluation, RegisterFiles
 from srbio.stages.crop import run_crop
 from srbio.stages.evaluate import baselines, run_evaluate
 from srbio.stages.report import run_report
@@ -49,3 +49,24 @@ def test_two_models_side_by_side_and_a_duplicated_pair_is_flagged(prepared, pair
     with pytest.raises(ValueError, match="whose training.json is not among --training"):
         run_report(tmp_path / "r2.md", evaluation=evaluations, training=trainings[:1],
                    normalisation=args[1], registrations=[])
+
+
+@pytest.mark.slow
+def test_self_ensemble_is_scored_beside_the_plain_network_with_its_cost(prepared, tmp_path):
+    args = (prepared / "patches.zarr", prepared / "normalisation.json")
+    files = run_train(*args, tmp_path / "train", ModelConfig(preset="tiny"),
+                      TrainConfig(epochs=1, batch_size=32, learning_rate=1e-3), progress=False)
+    crops = [prepared / "crop" / "p"]
+    cfg = PredictConfig(tile_shape=(64, 64), overlap=8)
+    plain = run_evaluate(files.model, crops, tmp_path / "plain", SPLIT, cfg)
+    tta = run_evaluate(files.model, crops, tmp_path / "tta", SPLIT,
+                       cfg.model_copy(update={"tta": 8}))
+    # the "no TTA" method is exactly the plain network; the ensemble is another prediction
+    assert tta.mean[NO_TTA] == plain.mean["network"] and plain.no_tta_megapixels_per_second is None
+    assert tta.mean["network"] != plain.mean["network"]
+    assert tta.no_tta_megapixels_per_second > 0 and tta.network_megapixels_per_second > 0
+    text = run_report(tmp_path / "report.md", evaluation=[tmp_path / "tta" / "evaluation.json"],
+                      training=[files.record], normalisation=args[1],
+                      registrations=[RegisterFiles(prepared / "register" / "p").record]
+                      ).read_text()
+    assert f"| {tta.no_tta_megapixels_per_second:.3g} (cpu) | — |" in text and "(TTA ×8)" in text

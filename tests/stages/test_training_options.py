@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +14,7 @@ from srbio.config import ModelConfig, TrainConfig
 from srbio.inference import load_model
 from srbio.io.records import Training
 from srbio.stages.train import run_train
+from srbio.train.module import FLOOR
 from tests.reliability.conftest import tiny_model
 from tests.train.test_perceptual import save_small_vgg
 
@@ -131,13 +133,50 @@ def test_init_from_a_model_of_another_scale_is_refused(prepared, tmp_path):
         run_train(*_args(prepared), tmp_path / "out", TINY, cfg, progress=False)
 
 
+def _last_rate(out) -> float:
+    ckpt = torch.load(out.checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
+    return ckpt["optimizer_states"][0]["param_groups"][0]["lr"]
+
+
 @pytest.mark.slow
-def test_a_time_budget_stops_training_and_keeps_a_model(prepared, tmp_path):
+def test_a_time_budget_stops_training_at_the_end_of_its_cosine(prepared, tmp_path):
     cfg = TrainConfig(epochs=1000, batch_size=8, learning_rate=1e-3, max_minutes=0.05)
     out = run_train(*_args(prepared), tmp_path / "budget", TINY, cfg, progress=False)
     record = Training.read(out.record)
     assert record.stopped_early and 1 <= len(record.epochs) < 1000 and record.seconds < 30
+    # the cosine decayed over the 3 s, not over the 1000 epochs: the rate ends at its floor
+    assert _last_rate(out) == pytest.approx(FLOOR * 1e-3)
+    assert "val_psnr_fit" in record.epochs[-1]  # the stop was validated
     load_model(out.model)
+
+
+@pytest.mark.slow
+def test_a_step_budget_ends_mid_epoch_validated_at_the_floor_rate(prepared, tmp_path):
+    cfg = TrainConfig(epochs=1000, batch_size=8, learning_rate=1e-3, max_steps=7,
+                      checkpoint_every_steps=None)
+    out = run_train(*_args(prepared), tmp_path / "steps", TINY, cfg, progress=False)
+    record = Training.read(out.record)
+    assert record.steps == 7 and len(record.epochs) == 1 and record.stopped_early
+    assert record.best_val_psnr_fit == record.epochs[0]["val_psnr_fit"]
+    assert _last_rate(out) == pytest.approx(FLOOR * 1e-3)
+    half = run_train(*_args(prepared), tmp_path / "half", TINY,
+                     cfg.model_copy(update={"max_steps": 100, "epochs": 1}), progress=False)
+    # the epoch ends first (256 patches, 8 a step): the cosine follows it instead
+    assert Training.read(half.record).steps == 256 // 8
+    assert _last_rate(half) == pytest.approx(FLOOR * 1e-3)
+
+
+@pytest.mark.slow
+def test_the_kept_weights_are_those_of_the_best_fitted_validation_psnr(prepared, tmp_path):
+    cfg = TrainConfig(epochs=4, batch_size=32, learning_rate=3e-3)
+    out = run_train(*_args(prepared), tmp_path / "select", TINY, cfg, progress=False)
+    record = Training.read(out.record)
+    fitted = [e["val_psnr_fit"] for e in record.epochs]
+    best = torch.load(out.checkpoints / "best.ckpt", map_location="cpu", weights_only=True)
+    assert best["epoch"] == int(np.argmax(fitted)) and record.best_val_psnr_fit == max(fitted)
+    saved = load_model(out.model)[0].state_dict()
+    assert all(torch.equal(saved[k], best["state_dict"][f"net.{k}"]) for k in saved)
+    assert record.bicubic_val_psnr_fit > record.bicubic_val_psnr - 3  # measured, both near 26
 
 
 @pytest.mark.slow

@@ -37,6 +37,19 @@ def test_augmentation_keeps_lr_and_hr_aligned_and_visits_all_8_orientations():
     assert len(seen) == 8  # the dihedral group of the square
 
 
+def test_without_the_dihedral_draws_only_the_gain_changes_a_patch():
+    lr, hr = _pairs(1)
+    ds = PatchDataset(lr, hr, lr_range=(0, 1), hr_range=(0, 1), augment=True, dihedral=False,
+                      gain=(0.5, 2.0))
+    flipped = PatchDataset(lr, hr, lr_range=(0, 1), hr_range=(0, 1), augment=True,
+                           gain=(0.5, 2.0))
+    for epoch in range(20):
+        x = ds[(epoch, 0)][0][0].numpy()
+        g = x.sum() / lr[0].astype(np.float64).sum()
+        np.testing.assert_allclose(x, g * lr[0], rtol=1e-5)  # upright, scaled
+        assert flipped[(epoch, 0)][0].sum() == pytest.approx(x.sum())  # the same gain drawn
+
+
 def test_mismatched_or_empty_patch_sets_are_errors():
     lr, hr = _pairs()
     with pytest.raises(ValueError, match="4 LR patches but 3 HR"):

@@ -5,7 +5,7 @@ from skimage.metrics import structural_similarity
 
 from srbio.models import build_network
 from srbio.train.losses import PixelLoss, charbonnier, ssim_map
-from srbio.train.module import SRModule
+from srbio.train.module import FLOOR, SRModule, lr_factor
 
 
 def _pair(seed=0):
@@ -37,21 +37,32 @@ def test_losses_have_their_known_values():
         PixelLoss({"perceptual": 1.0})
 
 
+class _Clock:
+    """What the schedule reads of Lightning's trainer: 1 step an epoch, 8 epochs."""
+
+    global_step, num_training_batches, estimated_stepping_batches, callbacks = 0, 1, 8, []
+
+
 def _rates(**options):
     module = SRModule(build_network("rcan", scale=2, preset="tiny"), learning_rate=1e-3,
                       max_epochs=8, **options)
-    sched = module.configure_optimizers()["lr_scheduler"]
+    module._trainer = clock = _Clock()
+    sched = module.configure_optimizers()["lr_scheduler"]["scheduler"]
     rates = []
-    for _ in range(8):
+    for _ in range(9):
         rates.append(sched.optimizer.param_groups[0]["lr"])
         sched.optimizer.step()
+        clock.global_step += 1
         sched.step()
     return rates
 
 
 def test_warm_up_then_cosine_and_multistep_halving():
     rates = _rates(warmup_epochs=2)
-    assert rates[0] == pytest.approx(1e-4) and rates[2] == pytest.approx(1e-3)
+    assert rates[0] == pytest.approx(1e-4) and rates[1] == pytest.approx(
+        1e-3 * lr_factor(1 / 8, 0.5))
+    assert rates[2] == pytest.approx(1e-3 * lr_factor(2 / 8))  # warm: the cosine alone
     assert all(later < earlier for earlier, later in zip(rates[2:], rates[3:], strict=False))
-    assert _rates(schedule="multistep", milestones=[3, 6]) == pytest.approx(
+    assert rates[-1] == pytest.approx(FLOOR * 1e-3)  # the run's last step: the floor
+    assert _rates(schedule="multistep", milestones=[3, 6])[:8] == pytest.approx(
         [1e-3] * 3 + [5e-4] * 3 + [2.5e-4] * 2)
