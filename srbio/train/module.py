@@ -241,7 +241,8 @@ def _module(net: torch.nn.Module, epochs: int, learning_rate: float, grad_clip: 
 
 
 def _callbacks(ckpt_dir: Path, *, patience: int | None, ema: float | None, progress: bool,
-               every_steps: int | None = None) -> tuple[ModelCheckpoint, list[L.Callback]]:
+               every_steps: int | None = None, max_steps: int | None = None,
+               fingerprint: str | None = None) -> tuple[ModelCheckpoint, list[L.Callback]]:
     """The checkpoint of the best fitted validation PSNR, and every callback of the run."""
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=SELECTED, mode="max",
                            enable_version_counter=False)
@@ -257,6 +258,10 @@ def _callbacks(ckpt_dir: Path, *, patience: int | None, ema: float | None, progr
         extra.append(EMAWeightAveraging(decay=ema))
     if progress:
         extra.append(TQDMProgressBar(refresh_rate=10))
+    if max_steps:
+        extra.append(StopAtStep(max_steps))
+    if fingerprint:
+        extra.append(Fingerprint(fingerprint))
     return best, [best, latest, *extra]
 
 
@@ -362,13 +367,10 @@ def fit(net: torch.nn.Module, train: PatchDataset, val: PatchDataset, *,
                       None if max_minutes is None else 60 * max_minutes})
     order = EpochSampler(len(train), seed=seed)  # the same batches after a resume
     best, callbacks = _callbacks(ckpt_dir, patience=patience, ema=ema, progress=progress,
-                                 every_steps=checkpoint_every_steps)
+                                 every_steps=checkpoint_every_steps, max_steps=max_steps,
+                                 fingerprint=fingerprint)
     stop, skip = CheckpointOnSignal(last), ResumeMidEpoch(order, batch_size)
     callbacks += [skip, stop]
-    if max_steps:
-        callbacks.append(StopAtStep(max_steps))
-    if fingerprint:
-        callbacks.append(Fingerprint(fingerprint))
     trainer = _trainer(callbacks, log_dir, epochs=epochs, max_minutes=max_minutes,
                        accelerator=accelerator, devices=devices, strategy=strategy,
                        precision=precision, grad_clip=None if adversarial else grad_clip,

@@ -58,13 +58,15 @@ def test_3d_patches_are_volumes_of_the_configured_depth(prepared3d):
 @pytest.mark.slow
 def test_rcan3d_trains_evaluates_and_predicts_a_volume(prepared3d, tmp_path):
     out = run_train(prepared3d / "patches.zarr", prepared3d / "normalisation.json",
-                    tmp_path / "train", MODEL, TrainConfig(epochs=2, batch_size=8,
+                    tmp_path / "train", MODEL, TrainConfig(epochs=5, batch_size=8,
                                                            learning_rate=1e-3), progress=False)
     record = Training.read(out.record)
     assert record.network.name == "rcan3d" and record.best_val_psnr > 15
     cfg = PredictConfig(tile_shape=(48, 48), overlap=8, tile_depth=4, depth_margin=1)
     ev = run_evaluate(out.model, [prepared3d / "crop"], tmp_path / "evaluate", SPLIT, cfg)
-    assert ev.mean["network"].psnr > ev.mean["nearest"].psnr  # learnt something in 2 epochs
+    # learnt something in 60 steps (measured: 31.8 vs 30.1 dB; 24 steps of a cosine that
+    # decays over them were not enough)
+    assert ev.mean["network"].psnr > ev.mean["nearest"].psnr
     lr, _ = open_lazy(prepared3d / "crop" / "lr.tif")
     rec = run_predict(out.model, prepared3d / "crop" / "lr.tif", tmp_path / "p.ome.zarr", cfg,
                       progress=False)
