@@ -94,7 +94,8 @@ def main() -> None:
             tmp.mkdir()
             cfg, patches, norm, crop = prepare(tmp, dataset)
             for minutes in budgets:
-                train_cfg = cfg.train.model_copy(update={"epochs": 1000, "max_minutes": minutes})
+                train_cfg = cfg.train.model_copy(update={"epochs": 1000, "max_minutes": minutes,
+                                                          "max_steps": None})
                 for label in labels:
                     run = tmp / f"{label}-{minutes:g}"
                     out = run_train(patches, norm, run / "train", CANDIDATES[label], train_cfg,

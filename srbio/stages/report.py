@@ -118,12 +118,17 @@ def _training(label: str, training: Training, curve: Path, rel) -> list[str]:
     net = training.network
     wait = "" if training.data_wait_share is None else \
         f"; {100 * training.data_wait_share:.1f} % of the time waiting for data"
+    steps = "" if training.steps is None else f" ({training.steps} steps)"
+    fitted = "" if training.best_val_psnr_fit is None else \
+        (f"; after a linear fit, the kept checkpoint's {_f(training.best_val_psnr_fit, 2)} dB "
+         f"(bicubic {_f(training.bicubic_val_psnr_fit, 2)} dB)")
     return [f"## Training: {label}", "",
             f"Network {net.name} ×{net.scale} (preset {training.preset}, {net.params}, "
             f"{training.parameters:,} parameters), {training.n_train} training / "
-            f"{training.n_val} validation patches, {len(training.epochs)} epochs in "
+            f"{training.n_val} validation patches, {len(training.epochs)} epochs{steps} in "
             f"{training.seconds} s{wait}; best validation PSNR "
-            f"{_f(training.best_val_psnr, 2)} dB (bicubic {_f(training.bicubic_val_psnr, 2)} dB).",
+            f"{_f(training.best_val_psnr, 2)} dB (bicubic {_f(training.bicubic_val_psnr, 2)} dB)"
+            f"{fitted}.",
             "", f"![training curve {label}]({rel(curve)})", ""]
 
 

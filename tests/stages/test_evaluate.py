@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from srbio.config import ModelConfig, PredictConfig, TrainConfig
-from srbio.io.records import NO_TTA, Evaluation, RegisterFiles
+from srbio.io.records import NO_TTA, Evaluation, RegisterFiles, Training
 from srbio.stages.crop import run_crop
 from srbio.stages.evaluate import baselines, run_evaluate
 from srbio.stages.report import run_report
@@ -70,3 +70,5 @@ def test_self_ensemble_is_scored_beside_the_plain_network_with_its_cost(prepared
                       registrations=[RegisterFiles(prepared / "register" / "p").record]
                       ).read_text()
     assert f"| {tta.no_tta_megapixels_per_second:.3g} (cpu) | — |" in text and "(TTA ×8)" in text
+    fit = Training.read(files.record).best_val_psnr_fit
+    assert f"after a linear fit, the kept checkpoint's {fit:.2f} dB" in text
