@@ -340,6 +340,10 @@ class TrainConfig(Strict):
             if self.patience is not None:
                 raise ValueError("patience stops on validation PSNR, which the adversarial "
                                  "phase trades for texture: use one or the other")
+            if self.max_steps is not None:
+                raise ValueError("max_steps counts optimiser steps, two a batch once the "
+                                 "adversarial phase starts: give an adversarial run epochs or "
+                                 "max_minutes")
         return self
 
 

@@ -327,8 +327,9 @@ class Training(Record):
     bicubic_val_psnr: float | None = Field(
         None, description="bicubic upsampling of the same validation patches, for reference")
     best_val_psnr_fit: float | None = Field(
-        None, description="best validation PSNR after a linear fit of gain and offset (the "
-        "kept checkpoint's; None: older records)")
+        None, description="best validation PSNR after a linear fit of gain and offset, what "
+        "the kept checkpoint is chosen on (after an adversarial phase the last weights are kept "
+        "instead; None: older records)")
     bicubic_val_psnr_fit: float | None = Field(
         None, description="bicubic upsampling's, after its own linear fit, for reference")
     steps: int | None = Field(None, description="training batches taken, one optimiser step "

@@ -120,7 +120,7 @@ def _training(label: str, training: Training, curve: Path, rel) -> list[str]:
         f"; {100 * training.data_wait_share:.1f} % of the time waiting for data"
     steps = "" if training.steps is None else f" ({training.steps} steps)"
     fitted = "" if training.best_val_psnr_fit is None else \
-        (f"; after a linear fit, the kept checkpoint's {_f(training.best_val_psnr_fit, 2)} dB "
+        (f"; after a linear fit, the best {_f(training.best_val_psnr_fit, 2)} dB "
          f"(bicubic {_f(training.bicubic_val_psnr_fit, 2)} dB)")
     return [f"## Training: {label}", "",
             f"Network {net.name} ×{net.scale} (preset {training.preset}, {net.params}, "

@@ -71,4 +71,4 @@ def test_self_ensemble_is_scored_beside_the_plain_network_with_its_cost(prepared
                       ).read_text()
     assert f"| {tta.no_tta_megapixels_per_second:.3g} (cpu) | — |" in text and "(TTA ×8)" in text
     fit = Training.read(files.record).best_val_psnr_fit
-    assert f"after a linear fit, the kept checkpoint's {fit:.2f} dB" in text
+    assert f"after a linear fit, the best {fit:.2f} dB" in text
