@@ -71,9 +71,10 @@ def main() -> None:
               "| practice notes (FLOPs, speed, ΔPSNR) |")
         print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
         first = None
-        for label, m in model.items():
-            out = run_train(patches, norm, tmp / label, m, tune, progress=False)
-            ev = run_evaluate(out.model, [crop], tmp / f"{label}-eval", cfg.split, cfg.predict)
+        for k, (label, m) in enumerate(model.items()):
+            out = run_train(patches, norm, tmp / "tuned" / str(k), m, tune, progress=False)
+            ev = run_evaluate(out.model, [crop], tmp / "evaluate" / str(k), cfg.split,
+                              cfg.predict)
             flops = flops_per_output_pixel("rcan", scale=2, params=m.params)
             torch.manual_seed(0)
             speed = inference_mpx_per_s(build_network("rcan", scale=2, params=m.params),
