@@ -38,6 +38,20 @@ def _override(section: BaseModel, **values: object) -> BaseModel:
                             source="command-line options")
 
 
+def _budget(train: BaseModel, *, epochs: int | None, max_steps: int | None,
+            max_minutes: float | None) -> BaseModel:
+    """Return ``train`` with the budget given on the command line in place of the config's.
+
+    A budget given there is the whole budget: ``--max-minutes 10`` alone is not cut short by
+    the config's ``max_steps``, and ``--epochs N`` alone trains N epochs. Without any of the
+    three the config's budget stands.
+    """
+    if epochs is None and max_steps is None and max_minutes is None:
+        return train
+    cleared = train.model_copy(update={"max_steps": None, "max_minutes": None})
+    return _override(cleared, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes)
+
+
 def cmd_simulate(a: argparse.Namespace) -> None:
     """Run the simulate stage."""
     from srbio.config import SimulateParams, load_config
@@ -106,7 +120,7 @@ def cmd_patches(a: argparse.Namespace) -> None:
 def cmd_train(a: argparse.Namespace) -> None:
     """Run the train stage (inputs checked before torch is imported)."""
     model, train = _sections(a, "model", "train")
-    train = _override(train, epochs=a.epochs, max_steps=a.max_steps, max_minutes=a.max_minutes)
+    train = _budget(train, epochs=a.epochs, max_steps=a.max_steps, max_minutes=a.max_minutes)
     from srbio.stages.train import run_train  # checks its inputs before importing torch
 
     run_train(a.patches, a.normalisation, a.out, model, train, resume=a.resume,
@@ -285,7 +299,9 @@ def _add_model_stages(add: Adder) -> None:
     s.add_argument("--patches", required=True, help="patch store (patches.json beside it)")
     s.add_argument("--normalisation", required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--epochs", type=int)
+    s.add_argument("--epochs", type=int, help="train.epochs (these three options, any of "
+                   "them, replace the config's budget: --max-minutes 10 alone trains 10 "
+                   "minutes, whatever the config's max_steps)")
     s.add_argument("--max-steps", type=int, help="a budget of steps (train.max_steps)")
     s.add_argument("--max-minutes", type=float, help="a wall-time budget (train.max_minutes)")
     how = s.add_mutually_exclusive_group()
