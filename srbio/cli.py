@@ -29,6 +29,10 @@ def _sections(a: argparse.Namespace, *names: str) -> list:
     return [got[n] for n in names]
 
 
+UNBOUNDED_EPOCHS = 1_000_000
+"""``train.epochs`` under a budget of steps or minutes given on the command line alone."""
+
+
 def _override(section: BaseModel, **values: object) -> BaseModel:
     """Return ``section`` with the command-line values that were given, validated again."""
     from srbio.config import validate_section
@@ -43,11 +47,16 @@ def _budget(train: BaseModel, *, epochs: int | None, max_steps: int | None,
     """Return ``train`` with the budget given on the command line in place of the config's.
 
     A budget given there is the whole budget: ``--max-minutes 10`` alone is not cut short by
-    the config's ``max_steps``, and ``--epochs N`` alone trains N epochs. Without any of the
-    three the config's budget stands.
+    the config's ``max_steps`` nor by its ``epochs`` (they become :data:`UNBOUNDED_EPOCHS`,
+    except where the schedule counts epochs: ``multistep`` milestones, an adversarial phase),
+    and ``--epochs N`` alone trains N epochs. Without any of the three the config's budget
+    stands.
     """
     if epochs is None and max_steps is None and max_minutes is None:
         return train
+    counts_epochs = train.schedule == "multistep" or train.adversarial is not None
+    if epochs is None and not counts_epochs:
+        epochs = UNBOUNDED_EPOCHS
     cleared = train.model_copy(update={"max_steps": None, "max_minutes": None})
     return _override(cleared, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes)
 
@@ -301,7 +310,7 @@ def _add_model_stages(add: Adder) -> None:
     s.add_argument("--out", required=True)
     s.add_argument("--epochs", type=int, help="train.epochs (these three options, any of "
                    "them, replace the config's budget: --max-minutes 10 alone trains 10 "
-                   "minutes, whatever the config's max_steps)")
+                   "minutes, whatever the config's max_steps and epochs)")
     s.add_argument("--max-steps", type=int, help="a budget of steps (train.max_steps)")
     s.add_argument("--max-minutes", type=float, help="a wall-time budget (train.max_minutes)")
     how = s.add_mutually_exclusive_group()

@@ -68,15 +68,17 @@ def test_config_errors_exit_2_and_name_the_key(tmp_path):
 
 
 def test_a_budget_on_the_command_line_replaces_the_configs():
-    from srbio.cli import _budget
+    from srbio.cli import UNBOUNDED_EPOCHS, _budget
     from srbio.config import load_config
 
     train = load_config(ROOT / "config.yaml").train
     assert train.max_steps == 550 and train.max_minutes is None  # the demo's step budget
     ten = _budget(train, epochs=None, max_steps=None, max_minutes=10)
-    assert (ten.max_minutes, ten.max_steps, ten.epochs) == (10, None, train.epochs)
-    both = _budget(train, epochs=None, max_steps=300, max_minutes=10)
-    assert (both.max_minutes, both.max_steps) == (10, 300)
+    assert (ten.max_minutes, ten.max_steps, ten.epochs) == (10, None, UNBOUNDED_EPOCHS)
+    both = _budget(train, epochs=8, max_steps=300, max_minutes=10)
+    assert (both.max_minutes, both.max_steps, both.epochs) == (10, 300, 8)
+    stepped = train.model_copy(update={"schedule": "multistep"})  # its milestones count epochs
+    assert _budget(stepped, epochs=None, max_steps=None, max_minutes=10).epochs == train.epochs
     epochs = _budget(train, epochs=3, max_steps=None, max_minutes=None)
     assert (epochs.epochs, epochs.max_steps, epochs.max_minutes) == (3, None, None)
     assert _budget(train, epochs=None, max_steps=None, max_minutes=None) == train

@@ -119,19 +119,22 @@ def _evaluate_pair(c: PreparedPair, predictor, split: SplitConfig, scale: int, n
                    figure_path) -> tuple[PairEvaluation, tuple[float, float], int]:
     """A pair's scores and comparison picture; the network's seconds and output pixels.
 
-    The seconds are those with TTA, and without it when TTA is on (else 0).
+    The seconds are those with TTA, and without it when TTA is on (else 0). The pass without
+    TTA runs first, so any warm-up (a GPU's) is not counted as TTA's cost.
     """
     from srbio.stages import plots
 
     lr_t, hr_t, valid = _test_region(c, split, scale)
-    outputs, seconds = upsampled(lr_t, predictor, norm, scale)
-    plain = 0.0
+    plain, no_tta = 0.0, None
     if predictor.runner.tta > 1:  # what test-time augmentation gains, and costs
         predictor.runner.tta, tta = 1, predictor.runner.tta
         start = time.perf_counter()
-        outputs[NO_TTA] = predictor.predict_image(lr_t)
+        no_tta = predictor.predict_image(lr_t)
         plain = time.perf_counter() - start
         predictor.runner.tta = tta
+    outputs, seconds = upsampled(lr_t, predictor, norm, scale)
+    if no_tta is not None:
+        outputs[NO_TTA] = no_tta
     scores, fitted, fits = score_methods(outputs, hr_t, valid, norm.hr.pair)
     first = "LR (nearest)" if scale > 1 else "LR"
     plots.comparison(figure_path, c.name, {first: outputs.get("nearest", outputs.get("identity")),

@@ -77,6 +77,11 @@ class StopAtStep(L.Callback):
     def __init__(self, steps: int) -> None:
         self.steps = int(steps)
 
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        """Train no further when a resumed run has already taken its steps."""
+        if trainer.global_step >= self.steps:
+            trainer.should_stop = True
+
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *_) -> None:
         """Ask the loop to stop (after a validation) once the last step is taken."""
         if trainer.global_step >= self.steps:

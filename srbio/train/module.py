@@ -110,7 +110,7 @@ class SRModule(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         """Start the sums of the epoch's linear fit."""
-        self._fit_sums = torch.zeros(6, dtype=torch.float64, device=self.device)
+        self._fit_sums = torch.zeros(6, dtype=torch.float64, device=_float64_device(self.device))
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
         """The loss and PSNR (data range 1 of the normalised HR) of one batch."""
@@ -155,14 +155,16 @@ class SRModule(L.LightningModule):
 
     def warmed(self) -> float:
         """Share of the warm-up done (1 without a warm-up)."""
+        if not self.warmup_epochs:
+            return 1.0
         steps = self.warmup_epochs * self.trainer.num_training_batches
-        return min(1.0, self.trainer.global_step / steps) if steps else 1.0
+        return min(1.0, self.trainer.global_step / steps)
 
     def schedule_for(self, opt: torch.optim.Optimizer) -> dict:
         """The configured learning-rate schedule of ``opt``, as Lightning's scheduler config.
 
         Cosine follows :meth:`progress` step by step, down to 5 % of the rate at the run's end,
-        after a linear warm-up from a tenth of it; multistep halves the rate at epoch
+        multiplied during a warm-up by a linear ramp from a tenth; multistep halves the rate at epoch
         milestones (after a warm-up of ``warmup_epochs``).
         """
         sch = torch.optim.lr_scheduler
@@ -199,9 +201,15 @@ def fit_sums(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     What :func:`fitted_psnr` needs, summable over batches and processes.
     """
-    p, t = pred.detach().double().flatten(), target.detach().double().flatten()
+    device = _float64_device(pred.device)
+    p, t = (a.detach().flatten().to(device, torch.float64) for a in (pred, target))
     return torch.stack([p.new_tensor(p.numel()), p.sum(), t.sum(), (p * p).sum(), (p * t).sum(),
                         (t * t).sum()])
+
+
+def _float64_device(device: torch.device) -> torch.device:
+    """``device``, or the CPU where it has no float64 (Apple's MPS)."""
+    return torch.device("cpu") if device.type == "mps" else device
 
 
 def fitted_psnr(sums: torch.Tensor) -> torch.Tensor:
@@ -394,7 +402,7 @@ def _trainer(callbacks: list[L.Callback], log_dir: Path, *, epochs: int,
     devices, nodes, strategy = process_layout(devices, strategy)
     return L.Trainer(
         max_epochs=epochs, max_time=None if max_minutes is None else
-        {"seconds": round(60 * max_minutes)}, accelerator=accelerator, devices=devices,
+        {"seconds": 60 * max_minutes}, accelerator=accelerator, devices=devices,
         num_nodes=nodes, strategy=strategy, precision=precision, gradient_clip_val=grad_clip,
         callbacks=callbacks, logger=_loggers(log_dir), enable_progress_bar=progress,
         log_every_n_steps=1, enable_model_summary=False,
