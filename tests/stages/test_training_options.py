@@ -159,6 +159,9 @@ def test_a_step_budget_ends_mid_epoch_validated_at_the_floor_rate(prepared, tmp_
     assert record.steps == 7 and len(record.epochs) == 1 and record.stopped_early
     assert record.best_val_psnr_fit == record.epochs[0]["val_psnr_fit"]
     assert _last_rate(out) == pytest.approx(FLOOR * 1e-3)
+    again = run_train(*_args(prepared), tmp_path / "steps", TINY, cfg, resume=True,
+                      progress=False)  # a finished budget, resumed: no step more
+    assert Training.read(again.record).steps == 7
     half = run_train(*_args(prepared), tmp_path / "half", TINY,
                      cfg.model_copy(update={"max_steps": 100, "epochs": 1}), progress=False)
     # the epoch ends first (256 patches, 8 a step): the cosine follows it instead
