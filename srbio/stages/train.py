@@ -160,10 +160,15 @@ def _init_from(net, path: str, scale: int) -> None:
     if header.network.scale != scale:
         raise ValueError(f"{path}: train.init_from is a scale {header.network.scale} model; "
                          f"the patches are scale {scale}")
+    channels = net.config.get("in_channels", 1)
+    if header.network.in_channels != channels:  # slicing them would drop or mix images
+        raise ValueError(f"{path}: train.init_from reads {header.network.in_channels} image "
+                         f"channels; the network to train reads {channels}")
     done = copy_matching(net, state)
     if not done.copied:
-        raise ValueError(f"{path}: train.init_from shares no weight (name and shape) with "
-                         f"{net.config['name']} {net.config}; nothing to fine-tune from")
+        raise ValueError(f"{path}: train.init_from shares no weight (by name, whole or its "
+                         f"leading channels) with {net.config['name']} {net.config}; nothing "
+                         f"to fine-tune from")
     log.info("train.init_from %s (%s): %s", path, header.network.name, done.summary())
     for name in done.new:
         log.info("  left new: %s", name)

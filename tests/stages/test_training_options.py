@@ -133,6 +133,23 @@ def test_init_from_a_model_of_another_scale_is_refused(prepared, tmp_path):
         run_train(*_args(prepared), tmp_path / "out", TINY, cfg, progress=False)
 
 
+def test_init_from_a_model_of_other_image_channels_is_refused(prepared, tmp_path):
+    from srbio.io.modelfile import save_model_file
+    from srbio.io.records import ModelHeader, NetworkSpec, Normalisation, Range
+    from srbio.models import build_network
+
+    two = build_network("rcan", scale=2, in_channels=2, preset="tiny")  # its head fits 2 images
+    unit = Range(vmin=0, vmax=1000)
+    path = save_model_file(tmp_path / "two.pt", ModelHeader(
+        network=NetworkSpec.from_config(two.config),
+        normalisation=Normalisation(lr=unit, hr=unit)), two.state_dict())
+    cfg = TrainConfig(epochs=1, init_from=str(path))
+    with pytest.raises(ValueError, match=r"two.pt: train.init_from reads 2 image channels; "
+                                         "the network to train reads 1"):
+        run_train(*_args(prepared), tmp_path / "out", TINY, cfg, progress=False)
+    assert not (tmp_path / "out" / "model.pt").exists()
+
+
 def _last_rate(out) -> float:
     ckpt = torch.load(out.checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
     return ckpt["optimizer_states"][0]["param_groups"][0]["lr"]
