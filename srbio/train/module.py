@@ -202,7 +202,7 @@ def fit_sums(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     What :func:`fitted_psnr` needs, summable over batches and processes.
     """
     device = _float64_device(pred.device)
-    p, t = (a.detach().flatten().to(device, torch.float64) for a in (pred, target))
+    p, t = (a.detach().flatten().to(device).double() for a in (pred, target))  # move, then cast
     return torch.stack([p.new_tensor(p.numel()), p.sum(), t.sum(), (p * p).sum(), (p * t).sum(),
                         (t * t).sum()])
 
