@@ -77,15 +77,13 @@ class StopAtStep(L.Callback):
     def __init__(self, steps: int) -> None:
         self.steps = int(steps)
 
-    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        """Train no further when a resumed run has already taken its steps."""
-        if trainer.global_step >= self.steps:
-            trainer.should_stop = True
-
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *_) -> None:
+    def _stop_when_done(self, trainer: L.Trainer, *_) -> None:
         """Ask the loop to stop (after a validation) once the last step is taken."""
         if trainer.global_step >= self.steps:
             trainer.should_stop = True
+
+    # at the start too: a resumed run that has already taken its steps trains no further
+    on_train_start = on_train_batch_end = _stop_when_done
 
 
 class Fingerprint(L.Callback):
