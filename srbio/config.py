@@ -286,7 +286,9 @@ class TrainConfig(Strict):
     milestones: list[Annotated[int, Field(ge=1)]] = Field(
         [], description="multistep: epochs where the rate halves (default: half and 3/4 of "
         "the epochs)")
-    warmup_epochs: int = Field(0, ge=0, description="linear warm-up from a tenth of the rate")
+    warmup_epochs: int = Field(
+        0, ge=0, description="linear warm-up from a tenth of the rate over this many epochs "
+        "(fewer steps than max_steps; with max_minutes, keep it well inside the budget)")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm")
     patience: int | None = Field(
         None, ge=1, description="stop when validation PSNR has not improved for this many epochs")

@@ -32,7 +32,7 @@ from srbio.io.records import (
 from srbio.models.registry import check_scale, network_info
 from srbio.provenance import provenance
 from srbio.stages.common import input_checksums
-from srbio.train.layout import check_layout, processes
+from srbio.train.layout import check_layout, check_warmup, processes
 
 log = logging.getLogger(__name__)
 LINEAGE_KEYS = set(LINEAGE)
@@ -319,6 +319,7 @@ def run_train(patches_path: str | os.PathLike, norm_json: str | os.PathLike,
     from srbio.train import fit
 
     train, val = _datasets(patches_path, norm, train_cfg)
+    check_warmup(train_cfg.warmup_epochs, train_cfg.max_steps, len(train), train_cfg.batch_size)
     import torch
 
     torch.manual_seed(train_cfg.seed)

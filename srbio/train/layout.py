@@ -65,3 +65,21 @@ def check_layout(devices: int | str, strategy: str, batch_size: int) -> None:
     n = processes(devices, strategy)
     if n is not None:
         per_process_batch(batch_size, n)
+
+
+def steps_per_epoch(patches: int, batch_size: int) -> int:
+    """Optimiser steps in an epoch of ``patches`` (a last partial batch is dropped unless alone)."""
+    return max(1, patches // batch_size)
+
+
+def check_warmup(warmup_epochs: int, max_steps: int | None, patches: int, batch_size: int) -> None:
+    """Refuse a warm-up that a step budget ends first (the rate would never reach its value)."""
+    if not warmup_epochs or max_steps is None:
+        return
+    steps = warmup_epochs * steps_per_epoch(patches, batch_size)
+    if steps >= max_steps:
+        raise ValueError(
+            f"train.warmup_epochs {warmup_epochs} is {steps} steps ({patches} training patches, "
+            f"train.batch_size {batch_size}), not fewer than train.max_steps {max_steps}: the "
+            f"learning rate would never reach train.learning_rate; lower warmup_epochs or "
+            f"raise max_steps")

@@ -126,6 +126,15 @@ def test_loader_workers_read_the_lazy_store_and_change_nothing(prepared, tmp_pat
     assert all(torch.equal(a[k], b[k]) for k in a)  # same batches, same augmentations
 
 
+def test_a_warm_up_longer_than_the_step_budget_is_refused_before_training(prepared, tmp_path):
+    cfg = TrainConfig(epochs=10, warmup_epochs=5, max_steps=3, batch_size=4)
+    with pytest.raises(ValueError, match=r"train.warmup_epochs 5 is \d+ steps .* not fewer than "
+                                         "train.max_steps 3"):
+        run_train(*_args(prepared), tmp_path / "out", TINY, cfg, progress=False)
+    assert not (tmp_path / "out" / "model.pt").exists()
+    assert not (tmp_path / "out" / "checkpoints").exists()
+
+
 def test_init_from_a_model_of_another_scale_is_refused(prepared, tmp_path):
     cfg = TrainConfig(epochs=1, init_from=str(tiny_model(tmp_path / "x3.pt", scale=3)))
     with pytest.raises(ValueError, match=r"x3.pt: train.init_from is a scale 3 model; the "

@@ -2,7 +2,13 @@
 
 import pytest
 
-from srbio.train.layout import check_layout, per_process_batch, process_layout
+from srbio.train.layout import (
+    check_layout,
+    check_warmup,
+    per_process_batch,
+    process_layout,
+    steps_per_epoch,
+)
 
 SRUN = {"SLURM_STEP_ID": "0", "SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2",
         "SLURM_NNODES": "2"}
@@ -47,3 +53,17 @@ def test_a_bad_layout_is_refused_before_training_touches_anything(env):
     env(SLURM_NTASKS_PER_NODE="2(x2)")
     with pytest.raises(ValueError, match=r"SLURM variable SLURM_NTASKS_PER_NODE is '2\(x2\)', expected"):
         check_layout(1, "auto", 16)
+
+
+def test_a_warm_up_must_end_within_the_step_budget():
+    assert steps_per_epoch(16000, 16) == 1000 and steps_per_epoch(40, 16) == 2
+    assert steps_per_epoch(10, 16) == 1  # one partial batch is kept
+    check_warmup(0, 10, 16000, 16)  # no warm-up
+    check_warmup(5, None, 16000, 16)  # no step budget
+    check_warmup(1, 1001, 16000, 16)
+    with pytest.raises(ValueError, match=r"train.warmup_epochs 5 is 5000 steps \(16000 training "
+                                         r"patches, train.batch_size 16\), not fewer than "
+                                         r"train.max_steps 550"):
+        check_warmup(5, 550, 16000, 16)
+    with pytest.raises(ValueError, match="warmup_epochs 1 is 1000 steps"):
+        check_warmup(1, 1000, 16000, 16)
