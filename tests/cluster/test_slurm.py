@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from srbio.inference import load_model
+from srbio.io.records import Training
 from tests.conftest import copy_workflow
 from tests.test_workflow import ROOT, job_env
 
@@ -187,9 +188,10 @@ def test_parts_run_as_array_jobs_and_a_cancelled_part_alone_runs_again(slurm, cl
 
 def test_training_runs_as_ddp_over_two_slurm_tasks(slurm, cluster_dir):
     """`tasks: 2` and `mpi: srun` for the training rule: the job starts two processes with
-    srun, which train as one DDP run (devices from SLURM) sharing each step's batch; the weights
-    agree with a one-process run of the same command to float rounding (gradients of half
-    batches, averaged, are the gradient of the whole batch)."""
+    srun, which train as one DDP run (devices from SLURM) sharing each step's batch, and agree
+    with a one-process run of the same command (gradients of half batches, averaged, are the
+    gradient of the whole batch): the same steps and losses epoch by epoch, and weights apart
+    by float rounding only, which 192 steps amplify (ReLUs that switch) to about 0.1 %."""
     workdir = cluster_dir
     # without the first test's checkpoints, which --auto-resume would continue (to the end)
     shutil.rmtree(workdir / "results" / "train" / "rcan" / "checkpoints", ignore_errors=True)
@@ -210,8 +212,13 @@ def test_training_runs_as_ddp_over_two_slurm_tasks(slurm, cluster_dir):
         r = subprocess.run(command.replace("--out results/train/rcan", "--out local"), shell=True,
                            cwd=workdir, capture_output=True, text=True, env=job_env(), timeout=900)
         assert r.returncode == 0, r.stderr[-3000:]
-    a = load_model(one)[0].state_dict()
-    b = load_model(workdir / "results" / "train" / "rcan" / "model.pt")[0].state_dict()
-    diff = max(float((a[k] - b[k]).abs().max()) for k in a)
-    assert 0 < diff < 1e-3, diff
-    print(json.dumps({"ddp_max_weight_diff": diff}))
+    runs = [one.parent, workdir / "results" / "train" / "rcan"]
+    a, b = (load_model(run / "model.pt")[0].state_dict() for run in runs)
+    apart = sum(float(((a[k] - b[k]) ** 2).sum()) for k in a) ** 0.5
+    size = sum(float((a[k] ** 2).sum()) for k in a) ** 0.5
+    assert 0 < apart / size < 1e-2, apart / size  # 0: not two processes; 1e-2: another training
+    (t1, t2) = (Training.read(run / "training.json") for run in runs)
+    assert (t1.steps, t2.processes) == (t2.steps, 2)
+    for e1, e2 in zip(t1.epochs, t2.epochs, strict=True):
+        assert e1["train_loss"] == pytest.approx(e2["train_loss"], rel=1e-3), (e1, e2)
+    print(json.dumps({"ddp_relative_weight_difference": apart / size}))
